@@ -1,0 +1,24 @@
+//! The command line: clap types and one thin function per command.
+
+mod args;
+mod check;
+mod list;
+mod render;
+mod show;
+
+pub use args::{Cli, Command, GlobalArgs, InputArgs};
+
+use crate::error::Error;
+use crate::exit::Status;
+use crate::project::Project;
+
+/// Run the parsed command line.
+pub fn run(cli: Cli) -> Result<Status, Error> {
+    let project = || Project::discover(cli.global.project.as_deref());
+    match cli.command {
+        Command::List(args) => list::run(&project()?, &args),
+        Command::Show(args) => show::run(&project()?, &args),
+        Command::Render(args) => render::run(&project()?, &args),
+        Command::Check(args) => check::run(&project()?, &args),
+    }
+}

@@ -1,0 +1,147 @@
+//! [`Contract`]: a loaded contract, and [`judge`], which applies it to a reply.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::error::ContractError;
+use super::json::JsonContract;
+use super::markdown;
+use super::scaffold::Scaffold;
+use super::verdict::{Location, Verdict, Violation};
+use crate::extract::{ExtractIssue, Extracted};
+
+/// An agent's output contract.
+#[derive(Debug)]
+pub struct Contract {
+    /// The contract file.
+    pub path: PathBuf,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Json(Box<JsonContract>),
+    Markdown(Scaffold),
+}
+
+impl Contract {
+    /// Load a contract; `*.schema.json` is a JSON Schema, `*.scaffold.yaml` a markdown scaffold.
+    pub fn load(path: &Path) -> Result<Contract, ContractError> {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let is_json = file_name.ends_with(".schema.json");
+        let is_scaffold = file_name.ends_with(".scaffold.yaml") || file_name.ends_with(".scaffold.yml");
+        if !is_json && !is_scaffold {
+            return Err(ContractError::UnknownKind { path: path.to_owned() });
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| ContractError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let kind = if is_json {
+            Kind::Json(Box::new(JsonContract::load(path, &text)?))
+        } else {
+            Kind::Markdown(Scaffold::load(path, &text)?)
+        };
+        Ok(Contract {
+            path: path.to_owned(),
+            kind,
+        })
+    }
+
+    /// The JSON Schema, for a JSON contract.
+    pub fn json_schema(&self) -> Option<&Value> {
+        match &self.kind {
+            Kind::Json(json) => Some(&json.schema),
+            Kind::Markdown(_) => None,
+        }
+    }
+
+    /// The scaffold, for a markdown contract.
+    pub fn scaffold(&self) -> Option<&Scaffold> {
+        match &self.kind {
+            Kind::Json(_) => None,
+            Kind::Markdown(scaffold) => Some(scaffold),
+        }
+    }
+
+    /// One line on what the contract demands, for `agent show`.
+    pub fn summary(&self) -> String {
+        match &self.kind {
+            Kind::Json(json) => {
+                let variants = json.schema.get("oneOf").and_then(Value::as_array).map_or(1, Vec::len);
+                format!("JSON Schema (draft 2020-12), one object, {variants} variant(s)")
+            }
+            Kind::Markdown(scaffold) => {
+                let title = scaffold
+                    .title
+                    .as_ref()
+                    .map(|t| format!("titled `{}`, ", t.text))
+                    .unwrap_or_default();
+                format!("markdown scaffold, {title}{} sections in order", scaffold.sections.len())
+            }
+        }
+    }
+}
+
+/// Judge a reply: its extraction irregularities, reasoning leaks, and the deliverable
+/// against `contract`. `reasoning_tags` are the agent's reasoning tags.
+#[tracing::instrument(skip_all, fields(contract = %contract.path.display()))]
+pub fn judge(contract: &Contract, reply: &str, extracted: &Extracted, reasoning_tags: &[String]) -> Verdict {
+    let mut findings = Vec::new();
+    for issue in &extracted.issues {
+        findings.push(match issue {
+            ExtractIssue::Unclosed { tag, line } => Violation::hard(
+                "reasoning.unclosed",
+                Location::line(*line, None),
+                format!("`<{tag}>` is never closed, so everything after it was taken as reasoning; close it with `</{tag}>` before the deliverable"),
+            ),
+            ExtractIssue::UnopenedClose { tag, line } => Violation::soft(
+                "reasoning.unopened-close",
+                Location::line(*line, None),
+                format!("`</{tag}>` closes a block that was never opened; the text before it was taken as reasoning"),
+            ),
+        });
+    }
+    findings.extend(leaks(reply, extracted, reasoning_tags));
+    let deliverable = &extracted.deliverable;
+    let (repairs, cleaned, declined) = match &contract.kind {
+        Kind::Json(json) => {
+            let judged = json.judge(deliverable);
+            findings.extend(judged.findings);
+            (judged.repairs, judged.deliverable, judged.declined)
+        }
+        Kind::Markdown(scaffold) => {
+            let judged = markdown::judge(scaffold, deliverable, &|offset| extracted.reply_line(reply, offset));
+            findings.extend(judged.findings);
+            (judged.repairs, judged.deliverable, false)
+        }
+    };
+    Verdict::new(findings, repairs, cleaned, declined)
+}
+
+/// Reasoning tags left in the deliverable (inside code fences, or escaped), which would pass
+/// private reasoning downstream.
+fn leaks(reply: &str, extracted: &Extracted, tags: &[String]) -> Vec<Violation> {
+    let lower = extracted.deliverable.to_ascii_lowercase();
+    let mut found = Vec::new();
+    for tag in tags {
+        let tag = tag.to_ascii_lowercase();
+        for form in [format!("<{tag}>"), format!("</{tag}>"), format!("&lt;{tag}&gt;")] {
+            for (offset, _) in lower.match_indices(&form) {
+                found.push((offset, form.clone()));
+            }
+        }
+    }
+    found.sort();
+    found
+        .into_iter()
+        .map(|(offset, form)| {
+            Violation::hard(
+                "reasoning.leak",
+                Location::line(extracted.reply_line(reply, offset), None),
+                format!("the deliverable carries the reasoning tag `{form}`; private reasoning must not be passed on"),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,188 @@
+//! JSON contracts: a JSON Schema (draft 2020-12) plus the named checks of its `x-agent` block.
+
+use std::path::Path;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value;
+
+use super::checks::Extension;
+use super::error::ContractError;
+use super::repair;
+use super::verdict::{Location, Violation};
+use crate::text;
+
+/// A loaded JSON contract.
+#[derive(Debug)]
+pub(crate) struct JsonContract {
+    /// The schema as written, for people and for `response_format`.
+    pub(crate) schema: Value,
+    validator: Validator,
+    extension: Extension,
+}
+
+/// The judgement of a JSON deliverable, before it becomes a verdict.
+pub(crate) struct JsonJudgement {
+    pub(crate) findings: Vec<Violation>,
+    pub(crate) repairs: Vec<String>,
+    pub(crate) deliverable: String,
+    pub(crate) declined: bool,
+}
+
+impl JsonContract {
+    pub(crate) fn load(path: &Path, text: &str) -> Result<JsonContract, ContractError> {
+        let schema: Value = serde_json::from_str(text).map_err(|error| {
+            let offset: usize = text
+                .split_inclusive('\n')
+                .take(error.line().saturating_sub(1))
+                .map(str::len)
+                .sum::<usize>()
+                + error.column().saturating_sub(1);
+            ContractError::parse(path, text, error.to_string(), Some(offset))
+        })?;
+        let extension = match schema.get("x-agent") {
+            Some(block) => serde_json::from_value(block.clone()).map_err(|error| {
+                ContractError::parse(path, text, format!("in `x-agent`: {error}"), text.find("\"x-agent\""))
+            })?,
+            None => Extension::default(),
+        };
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .offline()
+            .build(&schema)
+            .map_err(|error| ContractError::Schema {
+                path: path.to_owned(),
+                message: error.to_string(),
+            })?;
+        Ok(JsonContract {
+            schema,
+            validator,
+            extension,
+        })
+    }
+
+    /// Is the deliverable's value a refusal?
+    pub(crate) fn declines(&self, value: &Value) -> bool {
+        self.extension
+            .declined
+            .as_ref()
+            .is_some_and(|declined| declined.matches(value))
+    }
+
+    pub(crate) fn judge(&self, deliverable: &str) -> JsonJudgement {
+        let found = repair::find_json(deliverable);
+        let mut findings = found.findings;
+        let declined = match &found.value {
+            Some(value) if value.is_object() => {
+                findings.extend(self.schema_findings(value));
+                for check in &self.extension.checks {
+                    check.run(value, &mut findings);
+                }
+                self.declines(value)
+            }
+            _ => false,
+        };
+        JsonJudgement {
+            findings,
+            repairs: found.repairs,
+            deliverable: found.text,
+            declined,
+        }
+    }
+
+    fn schema_findings(&self, value: &Value) -> Vec<Violation> {
+        let mut findings = Vec::new();
+        for error in self.validator.iter_errors(value) {
+            describe(&error, &mut findings);
+        }
+        findings
+    }
+}
+
+/// Turn one validation error into violations, descending into the `oneOf` branch the
+/// deliverable came closest to, so that the report speaks of the variant the model meant.
+fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
+    let pointer = error.instance_path().as_str().to_owned();
+    let instance = error.instance();
+    let found = || text::quote(&instance.to_string(), 80);
+    let (rule, message) = match error.kind() {
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            if let Some(closest) = context.iter().min_by_key(|branch| branch.len()) {
+                for inner in closest {
+                    describe(inner, findings);
+                }
+                return;
+            }
+            ("schema.oneOf", "matches none of the allowed shapes".to_owned())
+        }
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            findings.push(Violation::hard(
+                "schema.required",
+                Location::pointer(format!("{pointer}/{}", escape(name))),
+                format!("missing required property `{name}`"),
+            ));
+            return;
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for name in unexpected {
+                findings.push(Violation::hard(
+                    "schema.additionalProperties",
+                    Location::pointer(format!("{pointer}/{}", escape(name))),
+                    format!("unexpected property `{name}`; the contract does not allow it"),
+                ));
+            }
+            return;
+        }
+        ValidationErrorKind::Enum { options } => {
+            let allowed: Vec<&str> = options
+                .as_array()
+                .map(|items| items.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut message = format!(
+                "found {}; expected one of {}",
+                found(),
+                allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+            );
+            if let Some(given) = instance.as_str()
+                && let Some(meant) = allowed.iter().find(|a| a.eq_ignore_ascii_case(given))
+            {
+                message.push_str(&format!(" (values are case-sensitive: `{meant}`)"));
+            }
+            ("schema.enum", message)
+        }
+        ValidationErrorKind::Constant { expected_value } => (
+            "schema.const",
+            format!("found {}; expected {}", found(), expected_value),
+        ),
+        ValidationErrorKind::Format { format } => {
+            let expected = match format.as_str() {
+                "date-time" => "an ISO 8601 date-time with a time zone (RFC 3339, e.g. `2025-03-14T09:30:00Z`)",
+                "date" => "an ISO 8601 date (e.g. `2025-03-14`)",
+                "uri" => "an absolute URI with a scheme (e.g. `https://…`)",
+                "email" => "an e-mail address",
+                _ => "the declared format",
+            };
+            ("schema.format", format!("found {}; expected {expected} (format `{format}`)", found()))
+        }
+        ValidationErrorKind::Type { kind } => (
+            "schema.type",
+            format!("found {}; expected type {kind:?}", found()).replace("Single(", "").replace(')', ""),
+        ),
+        other => (
+            "schema.other",
+            format!("{} ({})", text::clip(&error.to_string(), 200), other.keyword()),
+        ),
+    };
+    let rule = if rule == "schema.other" {
+        format!("schema.{}", error.kind().keyword())
+    } else {
+        rule.to_owned()
+    };
+    findings.push(Violation::hard(rule, Location::pointer(pointer), message));
+}
+
+/// Escape a property name for a JSON pointer.
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}

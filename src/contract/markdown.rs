@@ -1,0 +1,539 @@
+//! Judging a markdown deliverable against its [`Scaffold`].
+
+use std::ops::Range;
+
+use super::outline::{Heading, Outline};
+use super::scaffold::{Matching, Scaffold, SectionSpec, Strictness};
+use super::verdict::{Location, Violation};
+use crate::text::{self, fold, fold_tight};
+
+/// The judgement of a markdown deliverable, before it becomes a verdict.
+pub(crate) struct MarkdownJudgement {
+    pub(crate) findings: Vec<Violation>,
+    pub(crate) repairs: Vec<String>,
+    pub(crate) deliverable: String,
+}
+
+/// Judge `deliverable`; `reply_line` maps a byte offset in it to a line of the reply.
+pub(crate) fn judge(scaffold: &Scaffold, deliverable: &str, reply_line: &dyn Fn(usize) -> usize) -> MarkdownJudgement {
+    let mut findings = Vec::new();
+    let mut repairs = Vec::new();
+    let (document, base) = match unwrap_fence(deliverable) {
+        Some((inner, base)) => {
+            repairs.push("took the document out of the code fence around it".to_owned());
+            findings.push(Violation::soft(
+                "markdown.wrapped",
+                Location::document(),
+                "the whole document is wrapped in a code fence; send the markdown itself",
+            ));
+            (inner, base)
+        }
+        None => (deliverable, 0),
+    };
+    let outline = Outline::parse(document);
+    let checker = Checker {
+        document,
+        outline: &outline,
+        line: &|offset| reply_line(base + offset),
+    };
+    checker.check(scaffold, &mut findings);
+    MarkdownJudgement {
+        findings,
+        repairs,
+        deliverable: document.to_owned(),
+    }
+}
+
+/// A document that is one fenced block marked `markdown`, `md` or nothing: its inside and offset.
+fn unwrap_fence(text: &str) -> Option<(&str, usize)> {
+    let first_end = text.find('\n')?;
+    let first = text[..first_end].trim_end();
+    let marker_len = first.bytes().take_while(|&b| b == b'`').count();
+    if marker_len < 3 {
+        return None;
+    }
+    let info = first[marker_len..].trim().to_ascii_lowercase();
+    if !matches!(info.as_str(), "" | "markdown" | "md") {
+        return None;
+    }
+    let body = text[first_end + 1..].trim_end();
+    let last_start = body.rfind('\n').map_or(0, |i| i + 1);
+    let last = body[last_start..].trim();
+    if last.len() < marker_len || !last.bytes().all(|b| b == b'`') {
+        return None;
+    }
+    Some((&text[first_end + 1..first_end + 1 + last_start], first_end + 1))
+}
+
+struct Checker<'a> {
+    document: &'a str,
+    outline: &'a Outline,
+    line: &'a dyn Fn(usize) -> usize,
+}
+
+fn heading_matches(heading: &str, wanted: &str, matching: Matching) -> bool {
+    let (heading, wanted) = (fold(heading), fold(wanted));
+    match matching {
+        Matching::Exact => heading == wanted,
+        Matching::Prefix => heading.starts_with(&wanted),
+    }
+}
+
+fn push(findings: &mut Vec<Violation>, strictness: Strictness, rule: &str, location: Location, message: String) {
+    match strictness {
+        Strictness::Hard => findings.push(Violation::hard(rule, location, message)),
+        Strictness::Soft => findings.push(Violation::soft(rule, location, message)),
+        Strictness::Allowed => {}
+    }
+}
+
+impl Checker<'_> {
+    fn at(&self, heading: &Heading) -> Location {
+        Location::line((self.line)(heading.offset), Some(heading_line(heading)))
+    }
+
+    fn at_offset(&self, offset: usize, heading: Option<&Heading>) -> Location {
+        Location::line((self.line)(offset), heading.map(heading_line))
+    }
+
+    fn check(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
+        let headings = &self.outline.headings;
+        let (title, section_level) = match &scaffold.title {
+            Some(spec) => {
+                let title = headings.iter().find(|h| heading_matches(&h.text, &spec.text, spec.matching));
+                match title {
+                    Some(title) => (Some(title), title.level + 1),
+                    None => {
+                        let first = headings
+                            .first()
+                            .map(|h| format!("; the first heading is `{}` (line {})", heading_line(h), (self.line)(h.offset)))
+                            .unwrap_or_else(|| "; the document has no headings".into());
+                        findings.push(Violation::hard(
+                            "markdown.title",
+                            Location::document(),
+                            format!("no title heading `{}`{first}", spec.text),
+                        ));
+                        (None, 2)
+                    }
+                }
+            }
+            None => {
+                let level = headings
+                    .iter()
+                    .find(|h| scaffold.sections.iter().any(|s| heading_matches(&h.text, &s.heading, s.matching)))
+                    .map_or(2, |h| h.level);
+                (None, level)
+            }
+        };
+        let start = title.map_or(0, |t| t.offset);
+        self.check_preamble(scaffold, title, section_level, findings);
+        let range = start..self.document.len();
+        let matched = self.check_sections(&scaffold.sections, range, section_level, scaffold.extra_sections, findings);
+        self.check_trailing(scaffold, findings);
+        self.check_required_lines(scaffold, findings);
+        self.check_soft(scaffold, title, &matched, findings);
+    }
+
+    /// Text before the title, or before the first section when the scaffold has no title.
+    fn check_preamble(&self, scaffold: &Scaffold, title: Option<&Heading>, section_level: usize, findings: &mut Vec<Violation>) {
+        let end = match title {
+            Some(title) => title.offset,
+            None => self
+                .outline
+                .headings
+                .iter()
+                .find(|h| h.level >= section_level)
+                .map_or(0, |h| h.offset),
+        };
+        // Without a scaffold title, a higher-level heading before the sections is the document's own title.
+        let own_titles: Vec<&Heading> = self
+            .outline
+            .headings
+            .iter()
+            .filter(|h| title.is_none() && h.offset < end && h.level < section_level)
+            .collect();
+        let mut preamble = self.document[..end].to_owned();
+        for heading in own_titles.iter().rev() {
+            let line_end = self.document[heading.offset..].find('\n').map_or(self.document.len(), |i| heading.offset + i);
+            preamble.replace_range(heading.offset..line_end.min(end), "");
+        }
+        let preamble = preamble.trim();
+        if !preamble.is_empty() {
+            let what = if title.is_some() { "the title" } else { "the first section" };
+            push(
+                findings,
+                scaffold.preamble,
+                "markdown.preamble",
+                Location::line((self.line)(self.document.len() - self.document.trim_start().len()), None),
+                format!("text before {what}: \"{}\"", text::quote(preamble, 80)),
+            );
+        }
+    }
+
+    /// Check the sections of `specs` among the headings of `level` inside `range`.
+    /// Returns the matched sections: (spec index, heading, content range).
+    fn check_sections<'h>(
+        &'h self,
+        specs: &[SectionSpec],
+        range: Range<usize>,
+        level: usize,
+        extra: Strictness,
+        findings: &mut Vec<Violation>,
+    ) -> Vec<(usize, &'h Heading, Range<usize>)> {
+        let headings: Vec<&Heading> = self
+            .outline
+            .headings
+            .iter()
+            .filter(|h| range.contains(&h.offset) && h.offset != range.start && h.level == level)
+            .collect();
+        let mut matched: Vec<(usize, &Heading, Range<usize>)> = Vec::new();
+        for heading in &headings {
+            let Some(index) = specs.iter().position(|s| heading_matches(&heading.text, &s.heading, s.matching)) else {
+                push(
+                    findings,
+                    extra,
+                    "markdown.extra-section",
+                    self.at(heading),
+                    format!("section `{}` is not in the scaffold", heading.text),
+                );
+                continue;
+            };
+            if matched.iter().any(|(seen, _, _)| *seen == index) {
+                findings.push(Violation::hard(
+                    "markdown.duplicate-section",
+                    self.at(heading),
+                    format!("section `{}` appears more than once", specs[index].heading),
+                ));
+                continue;
+            }
+            matched.push((index, heading, self.section_range(heading, range.end)));
+        }
+        self.check_order(specs, &matched, findings);
+        for (index, spec) in specs.iter().enumerate() {
+            if spec.optional || matched.iter().any(|(seen, _, _)| *seen == index) {
+                continue;
+            }
+            let after = specs[..index]
+                .iter()
+                .rev()
+                .find(|s| !s.optional)
+                .map(|s| format!(" (expected after `{}`)", s.heading))
+                .unwrap_or_default();
+            let location = matched
+                .iter()
+                .filter(|(seen, _, _)| *seen > index)
+                .min_by_key(|(seen, _, _)| *seen)
+                .map_or_else(Location::document, |(_, heading, _)| self.at(heading));
+            findings.push(Violation::hard(
+                "markdown.missing-section",
+                location,
+                format!("section `{}` is missing{after}", spec.heading),
+            ));
+        }
+        for (index, heading, section) in &matched {
+            self.check_contents(&specs[*index], heading, section.clone(), findings);
+        }
+        matched
+    }
+
+    /// The content of a section: up to the next heading at its level or above.
+    fn section_range(&self, heading: &Heading, limit: usize) -> Range<usize> {
+        let end = self
+            .outline
+            .headings
+            .iter()
+            .find(|h| h.offset > heading.offset && h.level <= heading.level)
+            .map_or(limit, |h| h.offset.min(limit));
+        heading.offset..end
+    }
+
+    /// Sections that break the scaffold's order: those outside the longest run that keeps it.
+    fn check_order(&self, specs: &[SectionSpec], matched: &[(usize, &Heading, Range<usize>)], findings: &mut Vec<Violation>) {
+        let order: Vec<usize> = matched.iter().map(|(index, _, _)| *index).collect();
+        let keep = longest_increasing(&order);
+        for (position, (index, heading, _)) in matched.iter().enumerate() {
+            if keep.contains(&position) {
+                continue;
+            }
+            let before = specs[..*index].iter().rev().find(|s| !s.optional).map(|s| s.heading.as_str());
+            let after = specs[index + 1..].iter().find(|s| !s.optional).map(|s| s.heading.as_str());
+            let place = match (before, after) {
+                (Some(b), Some(a)) => format!("after `{b}` and before `{a}`"),
+                (Some(b), None) => format!("after `{b}`"),
+                (None, Some(a)) => format!("before `{a}`"),
+                (None, None) => "elsewhere".to_owned(),
+            };
+            findings.push(Violation::hard(
+                "markdown.section-order",
+                self.at(heading),
+                format!("section `{}` is out of order; it belongs {place}", specs[*index].heading),
+            ));
+        }
+    }
+
+    fn check_contents(&self, spec: &SectionSpec, heading: &Heading, range: Range<usize>, findings: &mut Vec<Violation>) {
+        let inside = |offset: &usize| range.contains(offset) && *offset != range.start;
+        for table_spec in &spec.tables {
+            let wanted: Vec<String> = table_spec.columns.iter().map(|c| fold_tight(c)).collect();
+            let tables: Vec<_> = self.outline.tables.iter().filter(|t| inside(&t.offset)).collect();
+            let exact = tables
+                .iter()
+                .find(|t| t.columns.iter().map(|c| fold_tight(c)).collect::<Vec<_>>() == wanted);
+            match (exact, tables.first()) {
+                (Some(table), _) => {
+                    if table.rows < table_spec.min_rows {
+                        findings.push(Violation::hard(
+                            "markdown.table-rows",
+                            self.at_offset(table.offset, Some(heading)),
+                            format!("table has {} row(s); at least {} expected", table.rows, table_spec.min_rows),
+                        ));
+                    }
+                }
+                (None, Some(closest)) => {
+                    let found: Vec<String> = closest.columns.iter().map(|c| fold_tight(c)).collect();
+                    let missing: Vec<&str> = table_spec
+                        .columns
+                        .iter()
+                        .zip(&wanted)
+                        .filter(|(_, w)| !found.contains(w))
+                        .map(|(c, _)| c.as_str())
+                        .collect();
+                    let unexpected: Vec<&str> = closest
+                        .columns
+                        .iter()
+                        .zip(&found)
+                        .filter(|(_, f)| !wanted.contains(f))
+                        .map(|(c, _)| c.as_str())
+                        .collect();
+                    let mut detail = Vec::new();
+                    if !missing.is_empty() {
+                        detail.push(format!("missing {}", list(&missing)));
+                    }
+                    if !unexpected.is_empty() {
+                        detail.push(format!("unexpected {}", list(&unexpected)));
+                    }
+                    if detail.is_empty() {
+                        detail.push("the same columns in another order".into());
+                    }
+                    findings.push(Violation::hard(
+                        "markdown.table-columns",
+                        self.at_offset(closest.offset, Some(heading)),
+                        format!(
+                            "table columns are {}; expected {} ({})",
+                            list(&closest.columns.iter().map(String::as_str).collect::<Vec<_>>()),
+                            list(&table_spec.columns.iter().map(String::as_str).collect::<Vec<_>>()),
+                            detail.join("; ")
+                        ),
+                    ));
+                }
+                (None, None) => findings.push(Violation::hard(
+                    "markdown.table",
+                    self.at(heading),
+                    format!(
+                        "no table in this section; expected one with columns {}",
+                        list(&table_spec.columns.iter().map(String::as_str).collect::<Vec<_>>())
+                    ),
+                )),
+            }
+        }
+        for block in &spec.code_blocks {
+            let found = self.outline.code_blocks.iter().filter(|b| inside(&b.offset)).any(|b| {
+                match (&block.language, &b.language) {
+                    (None, _) => true,
+                    (Some(wanted), Some(found)) => same_language(wanted, found),
+                    (Some(_), None) => false,
+                }
+            });
+            if !found {
+                let what = block.language.as_deref().map_or("a".to_owned(), |l| format!("a `{l}`"));
+                findings.push(Violation::hard(
+                    "markdown.code-block",
+                    self.at(heading),
+                    format!("no {what} code block in this section"),
+                ));
+            }
+        }
+        if spec.checklist && !self.outline.tasks.iter().any(|t| inside(t)) {
+            findings.push(Violation::hard(
+                "markdown.checklist",
+                self.at(heading),
+                "no checklist (`- [ ]` or `- [x]` items) in this section",
+            ));
+        }
+        if !spec.subsections.is_empty() {
+            self.check_sections(&spec.subsections, range, heading.level + 1, Strictness::Allowed, findings);
+        }
+    }
+
+    fn check_trailing(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
+        let last_heading = self.outline.headings.last().map_or(0, |h| h.offset);
+        let Some(&rule) = self.outline.breaks.iter().rev().find(|&&b| b > last_heading) else {
+            return;
+        };
+        let after_start = self.document[rule..].find('\n').map_or(self.document.len(), |i| rule + i + 1);
+        let after = self.document[after_start..].trim();
+        if !after.is_empty() {
+            push(
+                findings,
+                scaffold.trailing_text,
+                "markdown.trailing-text",
+                self.at_offset(rule, self.outline.headings.last()),
+                format!("text after the closing `---`: \"{}\"", text::quote(after, 80)),
+            );
+        }
+    }
+
+    fn check_required_lines(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
+        for wanted in &scaffold.required_lines {
+            let wanted_folded = fold(wanted);
+            let present = self.document.lines().any(|line| {
+                let bare = line.trim_start().trim_start_matches(['-', '*', '+', '_', ' ', '>']);
+                fold(&bare.replace(['*', '_'], "")).starts_with(&wanted_folded)
+            });
+            if !present {
+                findings.push(Violation::hard(
+                    "markdown.required-line",
+                    Location::document(),
+                    format!("no line starting `{wanted}`"),
+                ));
+            }
+        }
+    }
+
+    fn check_soft(&self, scaffold: &Scaffold, title: Option<&Heading>, matched: &[(usize, &Heading, Range<usize>)], findings: &mut Vec<Violation>) {
+        if let Some(range) = scaffold.soft.bullets_per_section {
+            for (_, heading, section) in matched {
+                let count = self
+                    .outline
+                    .top_items
+                    .iter()
+                    .filter(|o| section.contains(o))
+                    .count();
+                if count < range.min || count > range.max {
+                    findings.push(Violation::soft(
+                        "markdown.bullets",
+                        self.at(heading),
+                        format!("{count} bullet(s); {}–{} preferred", range.min, range.max),
+                    ));
+                }
+            }
+        }
+        if scaffold.soft.title_case_headings {
+            let headings = title.into_iter().chain(matched.iter().map(|(_, h, _)| *h));
+            for heading in headings {
+                if let Some(word) = not_title_case(&heading.text) {
+                    findings.push(Violation::soft(
+                        "markdown.title-case",
+                        self.at(heading),
+                        format!("heading is not in Title Case (`{word}`)"),
+                    ));
+                }
+            }
+        }
+        for placeholder in &scaffold.soft.unfilled_placeholders {
+            for (offset, _) in self.document.match_indices(placeholder.as_str()) {
+                findings.push(Violation::soft(
+                    "markdown.placeholder",
+                    self.at_offset(offset, None),
+                    format!("placeholder `{placeholder}` was left unfilled"),
+                ));
+            }
+        }
+    }
+}
+
+fn heading_line(heading: &Heading) -> String {
+    format!("{} {}", "#".repeat(heading.level), heading.text)
+}
+
+fn list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|item| format!("`{item}`")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn same_language(wanted: &str, found: &str) -> bool {
+    let canonical = |language: &str| match language {
+        "yml" => "yaml".to_owned(),
+        "sh" | "shell" | "zsh" | "console" => "bash".to_owned(),
+        other => other.to_owned(),
+    };
+    canonical(&wanted.to_ascii_lowercase()) == canonical(found)
+}
+
+/// Small words that stay lower case inside a Title Case heading.
+const MINOR_WORDS: &[&str] = &[
+    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on", "or",
+    "per", "the", "to", "via", "vs", "vs.", "with",
+];
+
+/// The first word that breaks Title Case, if any.
+fn not_title_case(heading: &str) -> Option<String> {
+    heading
+        .split_whitespace()
+        .enumerate()
+        .find(|(index, word)| {
+            let first = word.chars().find(|c| c.is_alphanumeric());
+            let lower = first.is_some_and(char::is_lowercase);
+            lower && (*index == 0 || !MINOR_WORDS.contains(&word.to_lowercase().as_str()))
+        })
+        .map(|(_, word)| word.to_owned())
+}
+
+/// Positions (into `order`) of one longest strictly increasing subsequence.
+fn longest_increasing(order: &[usize]) -> Vec<usize> {
+    let n = order.len();
+    let mut length = vec![1usize; n];
+    let mut previous = vec![usize::MAX; n];
+    for i in 0..n {
+        for j in 0..i {
+            if order[j] < order[i] && length[j] + 1 > length[i] {
+                length[i] = length[j] + 1;
+                previous[i] = j;
+            }
+        }
+    }
+    let Some(mut at) = (0..n).max_by_key(|&i| (length[i], std::cmp::Reverse(i))) else {
+        return Vec::new();
+    };
+    let mut keep = vec![at];
+    while previous[at] != usize::MAX {
+        at = previous[at];
+        keep.push(at);
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_ordered_run_is_kept() {
+        let mut keep = longest_increasing(&[0, 1, 3, 2, 4]);
+        keep.sort_unstable();
+        assert_eq!(keep.len(), 4);
+        assert!(keep.contains(&0) && keep.contains(&1) && keep.contains(&4));
+        let mut keep = longest_increasing(&[2, 0, 1]);
+        keep.sort_unstable();
+        assert_eq!(keep, [1, 2]);
+    }
+
+    #[test]
+    fn title_case_allows_minor_words_inside() {
+        assert_eq!(not_title_case("Go/No-Go Checklist"), None);
+        assert_eq!(not_title_case("Verification & Observability"), None);
+        assert_eq!(not_title_case("1. Pre-Deployment Checks"), None);
+        assert_eq!(not_title_case("Rollback of the Database"), None);
+        assert_eq!(not_title_case("Rollback preparation"), Some("preparation".into()));
+        assert_eq!(not_title_case("the Plan"), Some("the".into()));
+    }
+
+    #[test]
+    fn a_fenced_document_is_unwrapped() {
+        let (inner, base) = unwrap_fence("```markdown\n# Plan\n```yaml\na: 1\n```\n```").expect("unwrapped");
+        assert_eq!(inner, "# Plan\n```yaml\na: 1\n```\n");
+        assert_eq!(base, 12);
+        assert!(unwrap_fence("```json\n{}\n```").is_none());
+        assert!(unwrap_fence("# Plan\n```\nx\n```").is_none());
+    }
+}

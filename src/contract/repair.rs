@@ -1,0 +1,213 @@
+//! The lenient pre-pass for JSON deliverables: find the one JSON object a model meant,
+//! record what had to be repaired, and leave the verdict to the strict checks.
+//!
+//! A fence around nothing but the object is repaired with a warning. Prose around the
+//! object is repaired too, so its schema violations can still be reported, but breaks the
+//! hard rule "exactly one JSON object".
+
+use serde_json::Value;
+
+use super::verdict::{Location, Violation};
+use crate::text;
+
+/// The JSON found in a deliverable.
+pub(crate) struct Found {
+    /// The object, if one was found.
+    pub(crate) value: Option<Value>,
+    /// The object's text as the model wrote it.
+    pub(crate) text: String,
+    /// Rules broken on the way.
+    pub(crate) findings: Vec<Violation>,
+    /// What was repaired.
+    pub(crate) repairs: Vec<String>,
+}
+
+/// How many `{` to try before giving up on finding an object inside prose.
+const MAX_CANDIDATES: usize = 32;
+
+pub(crate) fn find_json(deliverable: &str) -> Found {
+    let trimmed = deliverable.trim();
+    let mut found = Found {
+        value: None,
+        text: trimmed.to_owned(),
+        findings: Vec::new(),
+        repairs: Vec::new(),
+    };
+    if trimmed.is_empty() {
+        found.findings.push(Violation::hard(
+            "json.parse",
+            Location::document(),
+            "the deliverable is empty; expected one JSON object",
+        ));
+        return found;
+    }
+    let whole_error = match serde_json::from_str::<Value>(trimmed) {
+        Ok(value) => {
+            if !value.is_object() {
+                found.findings.push(Violation::hard(
+                    "json.single-object",
+                    Location::pointer(""),
+                    format!("expected one JSON object, found {}", kind(&value)),
+                ));
+            }
+            found.value = Some(value);
+            return found;
+        }
+        Err(error) => error,
+    };
+    if let Some(inner) = fenced(trimmed)
+        && let Ok(value) = serde_json::from_str::<Value>(inner.trim())
+        && value.is_object()
+    {
+        found.repairs.push("took the JSON object out of its code fence".into());
+        found.findings.push(Violation::soft(
+            "json.fenced",
+            Location::document(),
+            "the JSON object is wrapped in a code fence; send the bare object",
+        ));
+        found.text = inner.trim().to_owned();
+        found.value = Some(value);
+        return found;
+    }
+    for (start, _) in trimmed.match_indices('{').take(MAX_CANDIDATES) {
+        let mut stream = serde_json::Deserializer::from_str(&trimmed[start..]).into_iter::<Value>();
+        let Some(Ok(value)) = stream.next() else {
+            continue;
+        };
+        if !value.is_object() {
+            continue;
+        }
+        let end = start + stream.byte_offset();
+        let before = strip_fence_line(&trimmed[..start], true);
+        let after = strip_fence_line(&trimmed[end..], false);
+        found.repairs.push("took the JSON object out of the prose around it".into());
+        let mut parts = Vec::new();
+        if !before.is_empty() {
+            parts.push(format!("{} word(s) before it (\"{}\")", text::word_count(before), text::quote(before, 60)));
+        }
+        if !after.is_empty() {
+            let second = serde_json::from_str::<Value>(after.trim()).is_ok();
+            parts.push(if second {
+                "a second JSON value after it".to_owned()
+            } else {
+                format!("{} word(s) after it (\"{}\")", text::word_count(after), text::quote(after, 60))
+            });
+        }
+        if !parts.is_empty() {
+            found.findings.push(Violation::hard(
+                "json.single-object",
+                Location::document(),
+                format!("expected exactly one JSON object and nothing else; found {}", parts.join(" and ")),
+            ));
+        } else {
+            found.findings.push(Violation::soft(
+                "json.fenced",
+                Location::document(),
+                "the JSON object is wrapped in a code fence; send the bare object",
+            ));
+        }
+        found.text = trimmed[start..end].to_owned();
+        found.value = Some(value);
+        return found;
+    }
+    found.findings.push(Violation::hard(
+        "json.parse",
+        Location::document(),
+        format!(
+            "not valid JSON: {whole_error} (line {}, column {})",
+            whole_error.line(),
+            whole_error.column()
+        ),
+    ));
+    found
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The inside of a text that is one fenced block and nothing else.
+fn fenced(text: &str) -> Option<&str> {
+    let first_end = text.find('\n')?;
+    let first = &text[..first_end];
+    let marker = if first.starts_with("```") { "```" } else if first.starts_with("~~~") { "~~~" } else { return None };
+    let body = text[first_end + 1..].trim_end();
+    let inner = body.strip_suffix(marker)?;
+    (!inner.contains(&format!("\n{marker}"))).then_some(inner)
+}
+
+/// Prose around an object, less a fence line that belonged to the object.
+fn strip_fence_line(prose: &str, before: bool) -> &str {
+    let prose = prose.trim();
+    let lines: Vec<&str> = prose.lines().collect();
+    let is_fence = |line: &&str| line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+    let cut = if before { lines.last() } else { lines.first() };
+    match cut {
+        Some(line) if is_fence(line) => {
+            if before {
+                prose[..prose.len() - line.len()].trim()
+            } else {
+                prose[line.len()..].trim()
+            }
+        }
+        _ => prose,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(found: &Found) -> Vec<(&str, super::super::Severity)> {
+        found.findings.iter().map(|v| (v.rule.as_str(), v.severity)).collect()
+    }
+
+    #[test]
+    fn a_bare_object_needs_no_repair() {
+        let found = find_json("  {\"a\": 1}\n");
+        assert!(found.findings.is_empty() && found.repairs.is_empty());
+        assert_eq!(found.text, "{\"a\": 1}");
+    }
+
+    #[test]
+    fn a_fence_alone_is_repaired_with_a_warning() {
+        let found = find_json("```json\n{\"a\": 1}\n```");
+        assert_eq!(rules(&found), [("json.fenced", super::super::Severity::Soft)]);
+        assert_eq!(found.text, "{\"a\": 1}");
+    }
+
+    #[test]
+    fn prose_around_the_object_is_a_hard_violation_after_repair() {
+        let found = find_json("Here is the release record:\n```json\n{\"a\": {\"b\": 2}}\n```\nLet me know!");
+        assert_eq!(rules(&found), [("json.single-object", super::super::Severity::Hard)]);
+        assert!(found.findings[0].message.contains("before it") && found.findings[0].message.contains("after it"));
+        assert_eq!(found.value, Some(serde_json::json!({"a": {"b": 2}})));
+    }
+
+    #[test]
+    fn braces_in_prose_do_not_stop_the_search() {
+        let found = find_json("Version v{DATE}: {\"a\": 1}");
+        assert_eq!(found.value, Some(serde_json::json!({"a": 1})));
+    }
+
+    #[test]
+    fn broken_json_says_where() {
+        let found = find_json("{\"a\": 1,,}");
+        assert_eq!(found.findings[0].rule, "json.parse");
+        assert!(found.findings[0].message.contains("line 1"));
+        assert!(found.value.is_none());
+    }
+
+    #[test]
+    fn an_array_is_not_an_object() {
+        let found = find_json("[1]");
+        assert_eq!(found.findings[0].rule, "json.single-object");
+    }
+}

@@ -1,0 +1,74 @@
+//! The top-level error: every stage's error, and the exit code each maps to.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+
+use crate::contract::ContractError;
+use crate::exit::Status;
+use crate::inputs::InputsError;
+use crate::project::ProjectError;
+use crate::prompt::PromptError;
+use crate::render::RenderError;
+
+/// Anything that stops a command.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum Error {
+    /// Finding the project or agent.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Project(#[from] ProjectError),
+    /// Loading an agent file.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Prompt(#[from] PromptError),
+    /// Loading a contract.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Contract(#[from] ContractError),
+    /// Gathering inputs.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Inputs(#[from] InputsError),
+    /// Rendering a prompt.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Render(#[from] RenderError),
+    /// A file the command needs cannot be read or written.
+    #[error("cannot {action} `{}`", path.display())]
+    #[diagnostic(code(agent::io))]
+    Io {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Flags that do not fit together.
+    #[error("{message}")]
+    #[diagnostic(code(agent::usage))]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        #[help]
+        hint: Option<String>,
+    },
+}
+
+impl Error {
+    /// The exit status this error ends the process with.
+    pub fn exit_code(&self) -> Status {
+        match self {
+            Error::Project(_)
+            | Error::Prompt(_)
+            | Error::Contract(_)
+            | Error::Inputs(_)
+            | Error::Render(_)
+            | Error::Io { .. }
+            | Error::Usage { .. } => Status::Usage,
+        }
+    }
+}

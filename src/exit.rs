@@ -1,0 +1,33 @@
+//! Exit codes: one number per kind of outcome, the same for every command.
+
+/// How a command ended, as the process exit code tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The deliverable is valid (or the command had nothing to judge).
+    Ok,
+    /// The deliverable breaks its contract (after the last attempt, for `run`).
+    Violated,
+    /// Bad flags, agent file, template, schema, configuration or inputs.
+    Usage,
+    /// The model endpoint failed: transport, authentication, server errors.
+    Model,
+    /// The agent declined with a valid `insufficient_context` reply.
+    Declined,
+    /// Stopped by Ctrl-C before the run finished.
+    Interrupted,
+}
+
+impl Status {
+    /// The process exit code for this status.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Violated => 1,
+            Status::Usage => 2,
+            Status::Model => 3,
+            Status::Declined => 4,
+            Status::Interrupted => 130,
+        }
+    }
+}

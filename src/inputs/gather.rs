@@ -1,0 +1,437 @@
+//! Bind every source of values to the agent's declared inputs, then check them all.
+//!
+//! Precedence, lowest first: files in the inputs directory, variables files, stdin JSON,
+//! `--var` flags. Two sources at the same level binding one input is an error; a higher
+//! level overriding a lower one is logged at debug level.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::error::{InputProblem, InputsError};
+use super::read;
+use super::tree::{Omission, walk_tree};
+use super::values::{InputValue, Inputs, Origin};
+use super::vars_file;
+use crate::prompt::{InputKind, InputSpec, Prompt};
+
+/// Where values come from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--inputs DIR`.
+    pub dir: Option<PathBuf>,
+    /// The text of a JSON object (`--inputs -` reads it from stdin).
+    pub json: Option<String>,
+    /// `--vars FILE`, each a variables file.
+    pub vars_files: Vec<PathBuf>,
+    /// `--var NAME=VALUE` and `--var NAME=@path`, in order.
+    pub vars: Vec<(String, String)>,
+}
+
+/// Size limits on inputs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest file one input may be read from.
+    pub max_file_bytes: u64,
+    /// A tree's content budget when the agent declares none.
+    pub tree_budget_bytes: u64,
+    /// The largest file a tree walk includes.
+    pub tree_max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 1_000_000,
+            tree_budget_bytes: 120_000,
+            tree_max_file_bytes: 100_000,
+        }
+    }
+}
+
+/// The inputs, with what people should know about them.
+#[derive(Debug, Clone)]
+pub struct Gathered {
+    /// The values.
+    pub inputs: Inputs,
+    /// Things worth a warning: unknown files, overridden values, trees cut to budget.
+    pub warnings: Vec<String>,
+    /// Files left out of each tree input.
+    pub omitted: BTreeMap<String, Vec<Omission>>,
+}
+
+/// Gather and check the inputs of `prompt` from `sources`.
+#[tracing::instrument(skip_all, fields(agent = %prompt.name))]
+pub fn gather(prompt: &Prompt, sources: &Sources, limits: &Limits) -> Result<Gathered, InputsError> {
+    let mut state = State {
+        prompt,
+        limits,
+        values: BTreeMap::new(),
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        omitted: BTreeMap::new(),
+    };
+    if let Some(dir) = &sources.dir {
+        state.read_dir(dir);
+    }
+    for path in &sources.vars_files {
+        state.read_vars_file(path, Level::VarsFile);
+    }
+    if let Some(json) = &sources.json {
+        match vars_file::parse_json(json) {
+            Ok(pairs) => {
+                for (key, text) in pairs {
+                    state.bind_key(&key, text, Origin::Stdin, Level::Stdin, "stdin JSON");
+                }
+            }
+            Err(message) => state.problems.push(InputProblem::BadVariables {
+                from: "stdin".into(),
+                message,
+            }),
+        }
+    }
+    for (name, value) in &sources.vars {
+        state.read_flag(name, value);
+    }
+    state.finish()
+}
+
+/// How strongly a source binds; a higher level overrides a lower one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    DirFile,
+    VarsFile,
+    Stdin,
+    Flag,
+}
+
+struct Bound {
+    value: InputValue,
+    level: Level,
+    described: String,
+}
+
+struct State<'a> {
+    prompt: &'a Prompt,
+    limits: &'a Limits,
+    values: BTreeMap<String, Bound>,
+    problems: Vec<InputProblem>,
+    warnings: Vec<String>,
+    omitted: BTreeMap<String, Vec<Omission>>,
+}
+
+impl State<'_> {
+    fn read_dir(&mut self, dir: &Path) {
+        if !dir.is_dir() {
+            self.problems.push(InputProblem::NotADirectory {
+                path: dir.to_owned(),
+            });
+            return;
+        }
+        let canonical = match std::fs::canonicalize(dir) {
+            Ok(canonical) => canonical,
+            Err(error) => {
+                self.problems.push(InputProblem::Unreadable {
+                    path: dir.to_owned(),
+                    message: error.to_string(),
+                });
+                return;
+            }
+        };
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(error) => {
+                self.problems.push(InputProblem::Unreadable {
+                    path: dir.to_owned(),
+                    message: error.to_string(),
+                });
+                return;
+            }
+        };
+        entries.sort();
+        let visible: Vec<PathBuf> = entries
+            .into_iter()
+            .filter(|path| !file_name(path).starts_with('.'))
+            .collect();
+        if visible.is_empty() {
+            self.problems.push(InputProblem::EmptyDirectory {
+                path: dir.to_owned(),
+            });
+            return;
+        }
+        for path in visible {
+            match read::link_escaping(&path, &canonical) {
+                Ok(Some(target)) => {
+                    self.problems.push(InputProblem::LinkEscapes { path, target });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(problem) => {
+                    self.problems.push(problem);
+                    continue;
+                }
+            }
+            self.read_entry(&path);
+        }
+    }
+
+    fn read_entry(&mut self, path: &Path) {
+        let name = file_name(path);
+        if path.is_file() && vars_file::is_vars_file(&name) {
+            self.read_vars_file(path, Level::DirFile);
+            return;
+        }
+        let stem = if path.is_dir() {
+            name.clone()
+        } else {
+            name.split_once('.').map_or(name.clone(), |(stem, _)| stem.to_owned())
+        };
+        let spec = self
+            .prompt
+            .inputs
+            .iter()
+            .find(|spec| spec.kind == InputKind::Context && spec.name.eq_ignore_ascii_case(&name))
+            .or_else(|| {
+                self.prompt
+                    .inputs
+                    .iter()
+                    .find(|spec| spec.kind != InputKind::Context && spec.answers_to(&stem))
+            })
+            .cloned();
+        let Some(spec) = spec else {
+            self.warnings.push(format!(
+                "`{}` binds no input of `{}` and is ignored (inputs: {})",
+                path.display(),
+                self.prompt.name,
+                self.known_names().join(", ")
+            ));
+            return;
+        };
+        if path.is_dir() && spec.kind != InputKind::Tree {
+            self.warnings.push(format!(
+                "`{}` is a directory, but `{}` takes text; ignored",
+                path.display(),
+                spec.name
+            ));
+            return;
+        }
+        if let Some(value) = self.read_value(&spec, path) {
+            self.bind(&spec, value, Level::DirFile, format!("`{}`", path.display()));
+        }
+    }
+
+    /// Read a file or, for a tree input, a directory.
+    fn read_value(&mut self, spec: &InputSpec, path: &Path) -> Option<InputValue> {
+        if path.is_dir() && spec.kind == InputKind::Tree {
+            let budget = spec.budget_bytes.unwrap_or(self.limits.tree_budget_bytes);
+            return match walk_tree(path, budget, self.limits.tree_max_file_bytes) {
+                Ok(tree) => {
+                    if !tree.omitted.is_empty() {
+                        self.warnings.push(format!(
+                            "`{}`: {} file(s) left out of `{}` (budget {}); the prompt lists them",
+                            spec.name,
+                            tree.omitted.len(),
+                            path.display(),
+                            crate::text::bytes(budget)
+                        ));
+                    }
+                    let origin = Origin::Tree {
+                        path: path.to_owned(),
+                        files: tree.files,
+                        omitted: tree.omitted.len(),
+                    };
+                    self.omitted.insert(spec.name.clone(), tree.omitted);
+                    Some(InputValue {
+                        text: tree.text,
+                        origin,
+                    })
+                }
+                Err(problems) => {
+                    self.problems.extend(problems);
+                    None
+                }
+            };
+        }
+        match read::read_text(path, self.limits.max_file_bytes) {
+            Ok(text) => Some(InputValue {
+                text,
+                origin: Origin::File {
+                    path: path.to_owned(),
+                },
+            }),
+            Err(problem) => {
+                self.problems.push(problem);
+                None
+            }
+        }
+    }
+
+    fn read_vars_file(&mut self, path: &Path, level: Level) {
+        let text = match read::read_text(path, self.limits.max_file_bytes) {
+            Ok(text) => text,
+            Err(problem) => {
+                self.problems.push(problem);
+                return;
+            }
+        };
+        match vars_file::parse_file(path, &text) {
+            Ok(pairs) => {
+                let from = format!("`{}`", path.display());
+                for (key, value) in pairs {
+                    let origin = Origin::VarsFile {
+                        path: path.to_owned(),
+                    };
+                    self.bind_key(&key, value, origin, level, &from);
+                }
+            }
+            Err(message) => self.problems.push(InputProblem::BadVariables {
+                from: format!("`{}`", path.display()),
+                message,
+            }),
+        }
+    }
+
+    /// A key from a variables file or stdin: unknown keys are warned about, since one
+    /// file often serves several agents.
+    fn bind_key(&mut self, key: &str, text: String, origin: Origin, level: Level, from: &str) {
+        let Some(spec) = self.prompt.input(key).cloned() else {
+            self.warnings.push(format!(
+                "{from}: `{key}` is not an input of `{}`; ignored",
+                self.prompt.name
+            ));
+            return;
+        };
+        self.bind(&spec, InputValue { text, origin }, level, format!("{from} key `{key}`"));
+    }
+
+    /// `--var NAME=VALUE` or `--var NAME=@path`: an unknown name is an error, as a typo
+    /// on the command line must not pass silently.
+    fn read_flag(&mut self, name: &str, value: &str) {
+        let Some(spec) = self.prompt.input(name).cloned() else {
+            self.problems.push(InputProblem::UnknownVariable {
+                name: name.to_owned(),
+                known: self.known_names(),
+            });
+            return;
+        };
+        let value = match value.strip_prefix('@') {
+            Some(path) => {
+                let path = Path::new(path);
+                if !path.exists() {
+                    self.problems.push(InputProblem::Unreadable {
+                        path: path.to_owned(),
+                        message: "no such file or directory".into(),
+                    });
+                    return;
+                }
+                match self.read_value(&spec, path) {
+                    Some(value) => value,
+                    None => return,
+                }
+            }
+            None => InputValue {
+                text: value.to_owned(),
+                origin: Origin::Flag,
+            },
+        };
+        self.bind(&spec, value, Level::Flag, format!("--var {name}"));
+    }
+
+    fn bind(&mut self, spec: &InputSpec, value: InputValue, level: Level, described: String) {
+        match self.values.get(&spec.name) {
+            Some(existing) if existing.level == level && level != Level::Flag => {
+                self.problems.push(InputProblem::Ambiguous {
+                    input: spec.name.clone(),
+                    sources: vec![existing.described.clone(), described],
+                });
+                return;
+            }
+            Some(existing) => {
+                tracing::debug!(input = %spec.name, from = %described, over = %existing.described, "value overridden");
+            }
+            None => {}
+        }
+        self.values.insert(
+            spec.name.clone(),
+            Bound {
+                value,
+                level,
+                described,
+            },
+        );
+    }
+
+    fn known_names(&self) -> Vec<String> {
+        self.prompt.inputs.iter().map(|spec| spec.name.clone()).collect()
+    }
+
+    fn finish(mut self) -> Result<Gathered, InputsError> {
+        let mut inputs = Inputs::new();
+        for spec in &self.prompt.inputs {
+            match self.values.remove(&spec.name) {
+                Some(bound) => {
+                    if spec.required && bound.value.text.trim().is_empty() {
+                        self.problems.push(InputProblem::Empty {
+                            input: spec.name.clone(),
+                            from: bound.described,
+                        });
+                        continue;
+                    }
+                    if !spec.allowed.is_empty() && !spec.allowed.contains(&bound.value.text) {
+                        self.problems.push(InputProblem::NotAllowed {
+                            input: spec.name.clone(),
+                            value: bound.value.text,
+                            allowed: spec.allowed.clone(),
+                        });
+                        continue;
+                    }
+                    inputs.insert(spec.name.clone(), bound.value);
+                }
+                None => match &spec.default {
+                    Some(default) if !spec.required => inputs.insert(
+                        spec.name.clone(),
+                        InputValue {
+                            text: default.clone(),
+                            origin: Origin::Default,
+                        },
+                    ),
+                    _ => self.problems.push(InputProblem::Missing {
+                        input: spec.name.clone(),
+                        expected: expected_sources(spec),
+                    }),
+                },
+            }
+        }
+        if !self.problems.is_empty() {
+            return Err(InputsError {
+                agent: self.prompt.name.clone(),
+                problems: self.problems,
+            });
+        }
+        Ok(Gathered {
+            inputs,
+            warnings: self.warnings,
+            omitted: self.omitted,
+        })
+    }
+}
+
+fn expected_sources(spec: &InputSpec) -> String {
+    let file = spec.name.to_ascii_lowercase();
+    match spec.kind {
+        InputKind::Context => format!("a file `{}` in the inputs directory", spec.name),
+        InputKind::Tree => format!(
+            "a directory `{file}/` in the inputs directory, or --var {}=@DIR",
+            spec.name
+        ),
+        InputKind::Text => format!(
+            "a file `{file}.md` or `{file}.txt`, a `{}` key in vars.yaml, or --var {}=…",
+            spec.name, spec.name
+        ),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,14 @@
+//! Stage 2, gather: bind files, variables files, `--var` flags and stdin JSON to an agent's
+//! declared inputs, and refuse bad input before any model call, naming every problem at once.
+
+mod error;
+mod gather;
+mod read;
+mod tree;
+mod values;
+mod vars_file;
+
+pub use error::{InputProblem, InputsError};
+pub use gather::{Gathered, Limits, Sources, gather};
+pub use tree::{Omission, OmitReason, Tree, walk_tree};
+pub use values::{InputValue, Inputs, Origin};

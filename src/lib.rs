@@ -1,0 +1,23 @@
+//! `agent` turns a prompt written for people into a dependable program step.
+//!
+//! The stages, each a module with a typed input and output:
+//! [`prompt`] loads an agent file, [`inputs`] gathers and checks its inputs,
+//! [`render`] fills the prompt strictly, [`extract`] splits a reply into its
+//! private reasoning and its deliverable, and [`contract`] judges the
+//! deliverable. [`project`] finds the agents and their contracts on disk.
+
+pub mod cli;
+pub mod contract;
+pub mod error;
+pub mod exit;
+pub mod extract;
+pub mod guard;
+pub mod inputs;
+pub mod logging;
+pub mod project;
+pub mod prompt;
+pub mod render;
+pub mod text;
+
+pub use error::Error;
+pub use exit::Status;

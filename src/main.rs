@@ -1,0 +1,18 @@
+//! The `agent` binary: parse arguments, set up logging, run, turn the outcome into an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = agent::cli::Cli::parse();
+    agent::logging::init(cli.global.verbose, cli.global.quiet);
+    match agent::cli::run(cli) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(error) => {
+            let code = error.exit_code();
+            eprintln!("{:?}", miette::Report::new(error));
+            ExitCode::from(code.code())
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! What an agent says about one of its inputs, after merging every place that declares it.
+
+use serde::{Deserialize, Serialize};
+
+/// The shape of an input's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputKind {
+    /// A piece of text: a file's content or a literal.
+    Text,
+    /// A source tree: a directory walked honouring `.gitignore`, each file headed by its path.
+    Tree,
+    /// A document the prompt requires as context (`required-context`), appended after the body.
+    Context,
+}
+
+/// One declared input.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSpec {
+    /// The name placeholders and `--var` use (`PROJECT_REQUEST`, `software_type`, `spec.md`).
+    pub name: String,
+    /// What the input is for.
+    pub description: Option<String>,
+    /// The value's shape.
+    pub kind: InputKind,
+    /// A required input with no value stops the run before any model call.
+    pub required: bool,
+    /// The value used when an optional input is not given.
+    pub default: Option<String>,
+    /// When not empty, the only values accepted.
+    pub allowed: Vec<String>,
+    /// Values the prompt suggests, shown to people; any value is accepted.
+    pub suggested: Vec<String>,
+    /// The label that binds the placeholder (form and option-list dialects).
+    pub label: Option<String>,
+    /// The `<section>` a form field lives in.
+    pub section: Option<String>,
+    /// The exact placeholder text, when the dialect's own form is not used.
+    pub placeholder: Option<String>,
+    /// For a tree: how many bytes of file content it may add to the prompt.
+    pub budget_bytes: Option<u64>,
+}
+
+impl InputSpec {
+    /// A required text input with nothing else said about it.
+    pub fn new(name: impl Into<String>) -> InputSpec {
+        InputSpec {
+            name: name.into(),
+            description: None,
+            kind: InputKind::Text,
+            required: true,
+            default: None,
+            allowed: Vec::new(),
+            suggested: Vec::new(),
+            label: None,
+            section: None,
+            placeholder: None,
+            budget_bytes: None,
+        }
+    }
+
+    /// Does `key` (a file stem, a variables-file key, a `--var` name) name this input?
+    /// Case and the choice of `-` or `_` do not matter: `technical-specification.md`
+    /// binds `TECHNICAL_SPECIFICATION`.
+    pub fn answers_to(&self, key: &str) -> bool {
+        fold_name(&self.name) == fold_name(key)
+    }
+}
+
+/// Fold an input name for binding: lower case, `-` and `_` alike.
+pub(crate) fn fold_name(name: &str) -> String {
+    name.chars()
+        .map(|ch| if ch == '-' { '_' } else { ch.to_ascii_lowercase() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_bind_case_insensitively_with_either_separator() {
+        let spec = InputSpec::new("TECHNICAL_SPECIFICATION");
+        assert!(spec.answers_to("technical_specification"));
+        assert!(spec.answers_to("Technical-Specification"));
+        assert!(!spec.answers_to("technical_spec"));
+    }
+}

@@ -1,0 +1,143 @@
+//! Small text helpers shared by the stages: folding for comparison, line numbers, word counts.
+
+/// Fold a heading or column name for comparison: Unicode spaces and dashes become their
+/// ASCII forms, runs of white space collapse to one space, and letter case is ignored.
+///
+/// Seed prompts write "Release\u{202f}&\u{202f}Deployment Plan" and "Infrastructure\u{2011}as\u{2011}Code";
+/// models answer with plain spaces and hyphens, and both must compare equal.
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for ch in text.chars() {
+        if is_space(ch) {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            out.push(' ');
+            pending_space = false;
+        }
+        if is_dash(ch) {
+            out.push('-');
+        } else {
+            out.extend(ch.to_lowercase());
+        }
+    }
+    out
+}
+
+/// Like [`fold`], and also drops every space, so that `Cloud / Region` and `Cloud/Region`
+/// compare equal. Used for table columns, where spacing carries no meaning.
+pub fn fold_tight(text: &str) -> String {
+    fold(text).replace(' ', "")
+}
+
+/// White space, including the no-break and narrow spaces that seed prompts use.
+pub fn is_space(ch: char) -> bool {
+    ch.is_whitespace()
+        || matches!(
+            ch,
+            '\u{00a0}' | '\u{2007}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{180e}'
+        )
+}
+
+/// Hyphens and dashes of every width, and the minus sign.
+pub fn is_dash(ch: char) -> bool {
+    matches!(
+        ch,
+        '-' | '\u{2010}'
+            | '\u{2011}'
+            | '\u{2012}'
+            | '\u{2013}'
+            | '\u{2014}'
+            | '\u{2015}'
+            | '\u{2212}'
+            | '\u{fe58}'
+            | '\u{fe63}'
+            | '\u{ff0d}'
+    )
+}
+
+/// The 1-based line number of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Count words as white-space separated runs, the way a reader would.
+pub fn word_count(text: &str) -> usize {
+    text.split(is_space).filter(|word| !word.is_empty()).count()
+}
+
+/// Shorten `text` to at most `max` characters for a message, marking the cut.
+pub fn clip(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// Show a value inside a message: clipped, on one line, with control characters escaped,
+/// so a hostile reply cannot forge lines of our report.
+pub fn quote(text: &str, max: usize) -> String {
+    let escaped: String = text.escape_debug().collect();
+    clip(&escaped, max)
+}
+
+/// A number of bytes, for people: `812 B`, `14.2 kB`, `3.1 MB`.
+pub fn bytes(n: u64) -> String {
+    match n {
+        0..=999 => format!("{n} B"),
+        1_000..=999_999 => format!("{:.1} kB", n as f64 / 1_000.0),
+        _ => format!("{:.1} MB", n as f64 / 1_000_000.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_treats_unicode_spaces_dashes_and_case_alike() {
+        assert_eq!(
+            fold("Release\u{202f}&\u{202f}Deployment Plan"),
+            fold("release & deployment plan")
+        );
+        assert_eq!(
+            fold("2. Infrastructure\u{2011}as\u{2011}Code"),
+            "2. infrastructure-as-code"
+        );
+        assert_eq!(fold("  a \u{00a0}\t b  "), "a b");
+        assert_ne!(fold("Data Stores"), fold("Datastore"));
+    }
+
+    #[test]
+    fn fold_tight_ignores_spacing_only() {
+        assert_eq!(fold_tight("Cloud / Region"), fold_tight("cloud/region"));
+        assert_ne!(fold_tight("Cloud / Region"), fold_tight("Region"));
+    }
+
+    #[test]
+    fn line_of_counts_from_one() {
+        let text = "a\nb\nc";
+        assert_eq!(line_of(text, 0), 1);
+        assert_eq!(line_of(text, 2), 2);
+        assert_eq!(line_of(text, 4), 3);
+        assert_eq!(line_of(text, 99), 3);
+    }
+
+    #[test]
+    fn words_are_counted_across_unicode_spaces() {
+        assert_eq!(word_count("one two\u{00a0}three\n four "), 4);
+        assert_eq!(word_count(""), 0);
+    }
+
+    #[test]
+    fn quote_escapes_and_clips() {
+        assert_eq!(quote("a\nb", 10), "a\\nb");
+        assert_eq!(quote("abcdef", 3), "abc…");
+    }
+}
