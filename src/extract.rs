@@ -425,7 +425,10 @@ mod tests {
         let reply = "<release_planning>r</release_planning>\n# Plan\n```xml\n<release_planning>quoted</release_planning>\n```\n";
         let out = split(reply);
         assert_eq!(out.reasoning.len(), 1);
-        assert!(out.deliverable.contains("<release_planning>quoted</release_planning>"));
+        assert!(
+            out.deliverable
+                .contains("<release_planning>quoted</release_planning>")
+        );
     }
 
     #[test]
@@ -442,7 +445,10 @@ mod tests {
         assert_eq!(out.reasoning[0].text, "\nnotes\n# Plan\n");
         assert_eq!(
             out.issues,
-            [ExtractIssue::Unclosed { tag: "release_planning".into(), line: 2 }]
+            [ExtractIssue::Unclosed {
+                tag: "release_planning".into(),
+                line: 2
+            }]
         );
     }
 
@@ -451,7 +457,13 @@ mod tests {
         let out = split("thinking about it\nstill\n</think>\n# Plan");
         assert_eq!(out.deliverable, "# Plan");
         assert_eq!(out.reasoning[0].text, "thinking about it\nstill\n");
-        assert_eq!(out.issues, [ExtractIssue::UnopenedClose { tag: "think".into(), line: 3 }]);
+        assert_eq!(
+            out.issues,
+            [ExtractIssue::UnopenedClose {
+                tag: "think".into(),
+                line: 3
+            }]
+        );
     }
 
     #[test]
@@ -464,14 +476,25 @@ mod tests {
     #[test]
     fn other_tags_and_similar_names_are_left_alone() {
         let out = split("<release_planning_notes>x</release_planning_notes> <b>y</b>");
-        assert_eq!(out.deliverable, "<release_planning_notes>x</release_planning_notes> <b>y</b>");
+        assert_eq!(
+            out.deliverable,
+            "<release_planning_notes>x</release_planning_notes> <b>y</b>"
+        );
         assert!(out.reasoning.is_empty());
     }
 
     #[test]
     fn a_server_reasoning_field_comes_first() {
-        let out = extract("<think>inline</think>\n{}", Some("from the server"), &tags());
-        let texts: Vec<_> = out.reasoning.iter().map(|b| (b.tag.as_str(), b.text.as_str())).collect();
+        let out = extract(
+            "<think>inline</think>\n{}",
+            Some("from the server"),
+            &tags(),
+        );
+        let texts: Vec<_> = out
+            .reasoning
+            .iter()
+            .map(|b| (b.tag.as_str(), b.text.as_str()))
+            .collect();
         assert_eq!(texts, [("server", "from the server"), ("think", "inline")]);
         assert_eq!(out.deliverable, "{}");
     }

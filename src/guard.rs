@@ -146,7 +146,9 @@ mod tests {
     use super::*;
 
     fn tags() -> BTreeSet<String> {
-        ["project_request", "release_planning"].map(String::from).into()
+        ["project_request", "release_planning"]
+            .map(String::from)
+            .into()
     }
 
     #[test]

@@ -7,6 +7,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = agent::cli::Cli::parse();
     agent::logging::init(cli.global.verbose, cli.global.quiet);
+    // Lists of problems read better unwrapped; miette honours NO_COLOR on its own.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     match agent::cli::run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {

@@ -76,7 +76,9 @@ impl Project {
             return if root.join("prompts").is_dir() {
                 Ok(Project::at(root))
             } else {
-                Err(ProjectError::NotFound { start: root.to_owned() })
+                Err(ProjectError::NotFound {
+                    start: root.to_owned(),
+                })
             };
         }
         let start = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));

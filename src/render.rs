@@ -92,7 +92,7 @@ fn list_missing(missing: &[(String, usize)]) -> String {
 pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError> {
     check_complete(prompt, inputs)?;
     let mut guarded_reports = Vec::new();
-    let mut context = Vec::with_capacity(prompt.inputs.len());
+    let mut context = std::collections::BTreeMap::new();
     let mut documents = Vec::new();
     for spec in &prompt.inputs {
         let Some(value) = inputs.text(&spec.name) else {
@@ -105,7 +105,7 @@ pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError>
         if spec.kind == InputKind::Context {
             documents.push((spec.name.as_str(), guarded.text));
         } else {
-            context.push((spec.name.clone(), Value::from(guarded.text)));
+            context.insert(spec.name.clone(), Value::from(guarded.text));
         }
     }
     let template = template_source(prompt);
@@ -120,7 +120,7 @@ pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError>
         .map_err(|error| template_error(prompt, &error))?;
     env.set_syntax(syntax);
     let mut text = env
-        .render_str(&template, Value::from_iter(context))
+        .render_str(&template, Value::from(context))
         .map_err(|error| template_error(prompt, &error))?;
     append_documents(&mut text, &documents);
     tracing::trace!(rendered = %text, "rendered prompt");
@@ -147,7 +147,11 @@ fn check_complete(prompt: &Prompt, inputs: &Inputs) -> Result<(), RenderError> {
             continue;
         }
         // Context documents are appended only when given; gathering enforces `required-context`.
-        let slots: Vec<_> = prompt.slots.iter().filter(|slot| slot.input == index).collect();
+        let slots: Vec<_> = prompt
+            .slots
+            .iter()
+            .filter(|slot| slot.input == index)
+            .collect();
         let Some(first) = slots.first() else { continue };
         missing.push((spec.name.clone(), prompt.file_line(first.range.start)));
         for slot in slots {
@@ -244,14 +248,20 @@ fn template_error(prompt: &Prompt, error: &minijinja::Error) -> RenderError {
     RenderError::Template {
         agent: prompt.name.clone(),
         line,
-        message: error.detail().map_or_else(|| error.kind().to_string(), str::to_owned),
+        message: error
+            .detail()
+            .map_or_else(|| error.kind().to_string(), str::to_owned),
         src: NamedSource::new(prompt.path.display().to_string(), prompt.source.clone()),
         span,
     }
 }
 
 fn line_span(text: &str, line: usize) -> Option<SourceSpan> {
-    let start: usize = text.split_inclusive('\n').take(line - 1).map(str::len).sum();
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line - 1)
+        .map(str::len)
+        .sum();
     let len = text[start..].find('\n').unwrap_or(text.len() - start);
     (start <= text.len()).then(|| SourceSpan::from((start, len.max(1))))
 }

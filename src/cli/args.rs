@@ -95,11 +95,13 @@ impl InputArgs {
         match self.inputs.as_deref() {
             Some("-") => {
                 let mut text = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|source| Error::Io {
-                    action: "read",
-                    path: PathBuf::from("<stdin>"),
-                    source,
-                })?;
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(
+                    |source| Error::Io {
+                        action: "read",
+                        path: PathBuf::from("<stdin>"),
+                        source,
+                    },
+                )?;
                 sources.json = Some(text);
             }
             Some(dir) => sources.dir = Some(PathBuf::from(dir)),
@@ -112,7 +114,9 @@ impl InputArgs {
                     hint: Some("write --var NAME=VALUE, or --var NAME=@path/to/file".into()),
                 });
             };
-            sources.vars.push((name.trim().to_owned(), value.to_owned()));
+            sources
+                .vars
+                .push((name.trim().to_owned(), value.to_owned()));
         }
         Ok(sources)
     }

@@ -14,7 +14,12 @@ pub(crate) fn run(project: &Project, args: &CheckArgs) -> Result<Status, Error> 
     let agent = project.load(&args.agent)?;
     let reply = read_reply(args)?;
     let extracted = extract(&reply, None, &agent.prompt.reasoning_tags);
-    let verdict = judge(&agent.contract, &reply, &extracted, &agent.prompt.reasoning_tags);
+    let verdict = judge(
+        &agent.contract,
+        &reply,
+        &extracted,
+        &agent.prompt.reasoning_tags,
+    );
     let text = if args.json {
         let envelope = serde_json::json!({
             "agent": agent.prompt.name,
@@ -57,7 +62,11 @@ fn report(agent: &str, extracted: &Extracted, verdict: &Verdict) -> String {
         "{agent}: {} ({} violation{}, {} warning{})",
         verdict.outcome,
         verdict.violations.len(),
-        if verdict.violations.len() == 1 { "" } else { "s" },
+        if verdict.violations.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         verdict.warnings.len(),
         if verdict.warnings.len() == 1 { "" } else { "s" },
     );
@@ -70,7 +79,11 @@ fn report(agent: &str, extracted: &Extracted, verdict: &Verdict) -> String {
         } else {
             format!("`<{}>` at line {}", block.tag, block.line)
         };
-        let _ = writeln!(text, "  reasoning: {} chars, {place}", block.text.chars().count());
+        let _ = writeln!(
+            text,
+            "  reasoning: {} chars, {place}",
+            block.text.chars().count()
+        );
     }
     for repair in &verdict.repairs {
         let _ = writeln!(text, "  repaired:  {repair}");

@@ -24,7 +24,12 @@ pub(crate) fn run(project: &Project, args: &ListArgs) -> Result<Status, Error> {
         let _ = writeln!(out, "{text}");
         return Ok(Status::Ok);
     }
-    let width = rows.iter().filter_map(|r| r["name"].as_str()).map(str::len).max().unwrap_or(4);
+    let width = rows
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .map(str::len)
+        .max()
+        .unwrap_or(4);
     for row in &rows {
         let _ = writeln!(
             out,

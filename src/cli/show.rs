@@ -40,13 +40,22 @@ pub(crate) fn run(project: &Project, args: &ShowArgs) -> Result<Status, Error> {
 fn describe(agent: &Agent) -> String {
     let prompt = &agent.prompt;
     let mut text = String::new();
-    let _ = writeln!(text, "{}: {}", prompt.name, prompt.description.as_deref().unwrap_or(""));
+    let _ = writeln!(
+        text,
+        "{}: {}",
+        prompt.name,
+        prompt.description.as_deref().unwrap_or("")
+    );
     let _ = writeln!(text, "  file:       {}", prompt.path.display());
     if let Some(origin) = &prompt.origin {
         let _ = writeln!(text, "  origin:     {origin}");
     }
     let _ = writeln!(text, "  dialect:    {}", prompt.dialect.describe());
-    let tags: Vec<String> = prompt.reasoning_tags.iter().map(|t| format!("<{t}>")).collect();
+    let tags: Vec<String> = prompt
+        .reasoning_tags
+        .iter()
+        .map(|t| format!("<{t}>"))
+        .collect();
     let _ = writeln!(text, "  reasoning:  {}", tags.join(", "));
     let _ = writeln!(
         text,
@@ -69,10 +78,18 @@ fn describe(agent: &Agent) -> String {
         let _ = writeln!(text, "  defaults:   {}", parts.join(", "));
     }
     if let Some(window) = prompt.declared.min_context_window {
-        let _ = writeln!(text, "  needs:      a context window of at least {window} tokens");
+        let _ = writeln!(
+            text,
+            "  needs:      a context window of at least {window} tokens"
+        );
     }
     let _ = writeln!(text, "  inputs:");
-    let width = prompt.inputs.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let width = prompt
+        .inputs
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(0);
     for spec in &prompt.inputs {
         let _ = writeln!(text, "    {:width$}  {}", spec.name, describe_input(spec));
     }
@@ -94,7 +111,10 @@ fn describe_input(spec: &InputSpec) -> String {
     parts.push(if spec.required {
         "required".to_owned()
     } else {
-        format!("optional, default {:?}", spec.default.as_deref().unwrap_or(""))
+        format!(
+            "optional, default {:?}",
+            spec.default.as_deref().unwrap_or("")
+        )
     });
     if let (Some(section), Some(label)) = (&spec.section, &spec.label) {
         parts.push(format!("form field `- {label}:` in <{section}>"));

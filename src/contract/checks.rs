@@ -108,10 +108,47 @@ fn scripts(value: &Value, pointer: &mut String, findings: &mut Vec<Violation>) {
 
 /// Tools whose invocation, chained or on several lines, makes a script.
 const COMMANDS: &[&str] = &[
-    "kubectl", "helm", "terraform", "terragrunt", "docker", "docker-compose", "aws", "gcloud", "az",
-    "ssh", "scp", "rsync", "curl", "wget", "ansible-playbook", "npm", "yarn", "pnpm", "make", "git",
-    "systemctl", "psql", "mysql", "flyway", "liquibase", "sudo", "sh", "bash", "export", "cd", "cp",
-    "mv", "rm", "chmod", "argocd", "flux", "vercel", "fly", "heroku", "ecs-deploy", "pulumi",
+    "kubectl",
+    "helm",
+    "terraform",
+    "terragrunt",
+    "docker",
+    "docker-compose",
+    "aws",
+    "gcloud",
+    "az",
+    "ssh",
+    "scp",
+    "rsync",
+    "curl",
+    "wget",
+    "ansible-playbook",
+    "npm",
+    "yarn",
+    "pnpm",
+    "make",
+    "git",
+    "systemctl",
+    "psql",
+    "mysql",
+    "flyway",
+    "liquibase",
+    "sudo",
+    "sh",
+    "bash",
+    "export",
+    "cd",
+    "cp",
+    "mv",
+    "rm",
+    "chmod",
+    "argocd",
+    "flux",
+    "vercel",
+    "fly",
+    "heroku",
+    "ecs-deploy",
+    "pulumi",
 ];
 
 /// Why `text` reads as a script, if it does: a code fence, a shebang, a heredoc, or two or
@@ -155,7 +192,10 @@ mod tests {
 
     #[test]
     fn scripts_are_told_from_descriptions() {
-        assert!(looks_like_script("kubectl apply -f k8s/ && kubectl rollout status deploy/api").is_some());
+        assert!(
+            looks_like_script("kubectl apply -f k8s/ && kubectl rollout status deploy/api")
+                .is_some()
+        );
         assert!(looks_like_script("#!/bin/sh\necho hi").is_some());
         assert!(looks_like_script("```bash\nmake deploy\n```").is_some());
         assert!(looks_like_script("$ helm upgrade api ./chart\n$ kubectl get pods").is_some());
@@ -166,16 +206,23 @@ mod tests {
 
     #[test]
     fn script_findings_point_at_the_string() {
-        let value = json!({"next_actions": [{"action": "ok"}, {"action": "git pull; make deploy"}]});
+        let value =
+            json!({"next_actions": [{"action": "ok"}, {"action": "git pull; make deploy"}]});
         let mut findings = Vec::new();
         NamedCheck::NoDeploymentScripts.run(&value, &mut findings);
         assert_eq!(findings.len(), 1);
-        assert_eq!(findings[0].location, Location::pointer("/next_actions/1/action"));
+        assert_eq!(
+            findings[0].location,
+            Location::pointer("/next_actions/1/action")
+        );
     }
 
     #[test]
     fn word_limits_count_words() {
-        let check = NamedCheck::MaxWords { pointer: "/summary".into(), max: 3 };
+        let check = NamedCheck::MaxWords {
+            pointer: "/summary".into(),
+            max: 3,
+        };
         let mut findings = Vec::new();
         check.run(&json!({"summary": "one two three"}), &mut findings);
         assert!(findings.is_empty());

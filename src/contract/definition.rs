@@ -28,11 +28,17 @@ enum Kind {
 impl Contract {
     /// Load a contract; `*.schema.json` is a JSON Schema, `*.scaffold.yaml` a markdown scaffold.
     pub fn load(path: &Path) -> Result<Contract, ContractError> {
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let is_json = file_name.ends_with(".schema.json");
-        let is_scaffold = file_name.ends_with(".scaffold.yaml") || file_name.ends_with(".scaffold.yml");
+        let is_scaffold =
+            file_name.ends_with(".scaffold.yaml") || file_name.ends_with(".scaffold.yml");
         if !is_json && !is_scaffold {
-            return Err(ContractError::UnknownKind { path: path.to_owned() });
+            return Err(ContractError::UnknownKind {
+                path: path.to_owned(),
+            });
         }
         let text = std::fs::read_to_string(path).map_err(|source| ContractError::Read {
             path: path.to_owned(),
@@ -69,7 +75,11 @@ impl Contract {
     pub fn summary(&self) -> String {
         match &self.kind {
             Kind::Json(json) => {
-                let variants = json.schema.get("oneOf").and_then(Value::as_array).map_or(1, Vec::len);
+                let variants = json
+                    .schema
+                    .get("oneOf")
+                    .and_then(Value::as_array)
+                    .map_or(1, Vec::len);
                 format!("JSON Schema (draft 2020-12), one object, {variants} variant(s)")
             }
             Kind::Markdown(scaffold) => {
@@ -78,7 +88,10 @@ impl Contract {
                     .as_ref()
                     .map(|t| format!("titled `{}`, ", t.text))
                     .unwrap_or_default();
-                format!("markdown scaffold, {title}{} sections in order", scaffold.sections.len())
+                format!(
+                    "markdown scaffold, {title}{} sections in order",
+                    scaffold.sections.len()
+                )
             }
         }
     }
@@ -87,7 +100,12 @@ impl Contract {
 /// Judge a reply: its extraction irregularities, reasoning leaks, and the deliverable
 /// against `contract`. `reasoning_tags` are the agent's reasoning tags.
 #[tracing::instrument(skip_all, fields(contract = %contract.path.display()))]
-pub fn judge(contract: &Contract, reply: &str, extracted: &Extracted, reasoning_tags: &[String]) -> Verdict {
+pub fn judge(
+    contract: &Contract,
+    reply: &str,
+    extracted: &Extracted,
+    reasoning_tags: &[String],
+) -> Verdict {
     let mut findings = Vec::new();
     for issue in &extracted.issues {
         findings.push(match issue {
@@ -112,7 +130,9 @@ pub fn judge(contract: &Contract, reply: &str, extracted: &Extracted, reasoning_
             (judged.repairs, judged.deliverable, judged.declined)
         }
         Kind::Markdown(scaffold) => {
-            let judged = markdown::judge(scaffold, deliverable, &|offset| extracted.reply_line(reply, offset));
+            let judged = markdown::judge(scaffold, deliverable, &|offset| {
+                extracted.reply_line(reply, offset)
+            });
             findings.extend(judged.findings);
             (judged.repairs, judged.deliverable, false)
         }
@@ -127,7 +147,11 @@ fn leaks(reply: &str, extracted: &Extracted, tags: &[String]) -> Vec<Violation> 
     let mut found = Vec::new();
     for tag in tags {
         let tag = tag.to_ascii_lowercase();
-        for form in [format!("<{tag}>"), format!("</{tag}>"), format!("&lt;{tag}&gt;")] {
+        for form in [
+            format!("<{tag}>"),
+            format!("</{tag}>"),
+            format!("&lt;{tag}&gt;"),
+        ] {
             for (offset, _) in lower.match_indices(&form) {
                 found.push((offset, form.clone()));
             }

@@ -54,7 +54,12 @@ pub enum ContractError {
 }
 
 impl ContractError {
-    pub(crate) fn parse(path: &std::path::Path, text: &str, message: String, offset: Option<usize>) -> ContractError {
+    pub(crate) fn parse(
+        path: &std::path::Path,
+        text: &str,
+        message: String,
+        offset: Option<usize>,
+    ) -> ContractError {
         ContractError::Parse {
             path: path.to_owned(),
             message,

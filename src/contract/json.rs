@@ -42,7 +42,12 @@ impl JsonContract {
         })?;
         let extension = match schema.get("x-agent") {
             Some(block) => serde_json::from_value(block.clone()).map_err(|error| {
-                ContractError::parse(path, text, format!("in `x-agent`: {error}"), text.find("\"x-agent\""))
+                ContractError::parse(
+                    path,
+                    text,
+                    format!("in `x-agent`: {error}"),
+                    text.find("\"x-agent\""),
+                )
             })?,
             None => Extension::default(),
         };
@@ -113,7 +118,10 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
                 }
                 return;
             }
-            ("schema.oneOf", "matches none of the allowed shapes".to_owned())
+            (
+                "schema.oneOf",
+                "matches none of the allowed shapes".to_owned(),
+            )
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
@@ -142,7 +150,11 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
             let mut message = format!(
                 "found {}; expected one of {}",
                 found(),
-                allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             if let Some(given) = instance.as_str()
                 && let Some(meant) = allowed.iter().find(|a| a.eq_ignore_ascii_case(given))
@@ -157,21 +169,32 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
         ),
         ValidationErrorKind::Format { format } => {
             let expected = match format.as_str() {
-                "date-time" => "an ISO 8601 date-time with a time zone (RFC 3339, e.g. `2025-03-14T09:30:00Z`)",
+                "date-time" => {
+                    "an ISO 8601 date-time with a time zone (RFC 3339, e.g. `2025-03-14T09:30:00Z`)"
+                }
                 "date" => "an ISO 8601 date (e.g. `2025-03-14`)",
                 "uri" => "an absolute URI with a scheme (e.g. `https://…`)",
                 "email" => "an e-mail address",
                 _ => "the declared format",
             };
-            ("schema.format", format!("found {}; expected {expected} (format `{format}`)", found()))
+            (
+                "schema.format",
+                format!("found {}; expected {expected} (format `{format}`)", found()),
+            )
         }
         ValidationErrorKind::Type { kind } => (
             "schema.type",
-            format!("found {}; expected type {kind:?}", found()).replace("Single(", "").replace(')', ""),
+            format!("found {}; expected type {kind:?}", found())
+                .replace("Single(", "")
+                .replace(')', ""),
         ),
         other => (
             "schema.other",
-            format!("{} ({})", text::clip(&error.to_string(), 200), other.keyword()),
+            format!(
+                "{} ({})",
+                text::clip(&error.to_string(), 200),
+                other.keyword()
+            ),
         ),
     };
     let rule = if rule == "schema.other" {

@@ -15,54 +15,92 @@ pub(crate) struct MarkdownJudgement {
 }
 
 /// Judge `deliverable`; `reply_line` maps a byte offset in it to a line of the reply.
-pub(crate) fn judge(scaffold: &Scaffold, deliverable: &str, reply_line: &dyn Fn(usize) -> usize) -> MarkdownJudgement {
+pub(crate) fn judge(
+    scaffold: &Scaffold,
+    deliverable: &str,
+    reply_line: &dyn Fn(usize) -> usize,
+) -> MarkdownJudgement {
     let mut findings = Vec::new();
     let mut repairs = Vec::new();
-    let (document, base) = match unwrap_fence(deliverable) {
-        Some((inner, base)) => {
-            repairs.push("took the document out of the code fence around it".to_owned());
-            findings.push(Violation::soft(
-                "markdown.wrapped",
-                Location::document(),
-                "the whole document is wrapped in a code fence; send the markdown itself",
-            ));
-            (inner, base)
-        }
-        None => (deliverable, 0),
+    let unwrapped = unwrap_fence(deliverable);
+    if unwrapped.is_some() {
+        repairs.push("took the document out of the code fence around it".to_owned());
+        findings.push(Violation::soft(
+            "markdown.wrapped",
+            Location::document(),
+            "the document is wrapped in a code fence; send the markdown itself",
+        ));
+    }
+    let (document, segments) = unwrapped.unwrap_or_else(|| (deliverable.to_owned(), vec![(0, 0)]));
+    let outline = Outline::parse(&document);
+    let to_deliverable = |offset: usize| {
+        let (document_start, source_start) = segments
+            .iter()
+            .rev()
+            .find(|(start, _)| *start <= offset)
+            .copied()
+            .unwrap_or((0, 0));
+        source_start + (offset - document_start)
     };
-    let outline = Outline::parse(document);
     let checker = Checker {
-        document,
+        document: &document,
         outline: &outline,
-        line: &|offset| reply_line(base + offset),
+        line: &|offset| reply_line(to_deliverable(offset)),
     };
     checker.check(scaffold, &mut findings);
     MarkdownJudgement {
         findings,
         repairs,
-        deliverable: document.to_owned(),
+        deliverable: document,
     }
 }
 
-/// A document that is one fenced block marked `markdown`, `md` or nothing: its inside and offset.
-fn unwrap_fence(text: &str) -> Option<(&str, usize)> {
-    let first_end = text.find('\n')?;
-    let first = text[..first_end].trim_end();
-    let marker_len = first.bytes().take_while(|&b| b == b'`').count();
-    if marker_len < 3 {
-        return None;
+/// A document wrapped in a fence marked `markdown` or `md` (or unmarked and opening on a
+/// heading), perhaps with prose around it: the text without the two fence lines, and where
+/// each stretch of it starts in the original (document offset, original offset).
+///
+/// The closing fence is the last bare fence line of the text: a scaffold copied from a prompt
+/// nests other fences (seed 000's ```yaml) that close nothing.
+fn unwrap_fence(text: &str) -> Option<(String, Vec<(usize, usize)>)> {
+    let mut offset = 0;
+    let mut opening = None;
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let start = offset;
+            offset += line.len();
+            (start, line)
+        })
+        .collect();
+    for (index, (start, line)) in lines.iter().enumerate() {
+        let trimmed = line.trim_end();
+        let marker_len = trimmed.bytes().take_while(|&b| b == b'`').count();
+        if marker_len < 3 {
+            continue;
+        }
+        let info = trimmed[marker_len..].trim().to_ascii_lowercase();
+        let next_is_heading = lines
+            .get(index + 1)
+            .is_some_and(|(_, next)| next.trim_start().starts_with('#'));
+        if matches!(info.as_str(), "markdown" | "md") || (info.is_empty() && next_is_heading) {
+            opening = Some((*start, line.len(), marker_len));
+        }
+        break;
     }
-    let info = first[marker_len..].trim().to_ascii_lowercase();
-    if !matches!(info.as_str(), "" | "markdown" | "md") {
-        return None;
-    }
-    let body = text[first_end + 1..].trim_end();
-    let last_start = body.rfind('\n').map_or(0, |i| i + 1);
-    let last = body[last_start..].trim();
-    if last.len() < marker_len || !last.bytes().all(|b| b == b'`') {
-        return None;
-    }
-    Some((&text[first_end + 1..first_end + 1 + last_start], first_end + 1))
+    let (open_start, open_len, marker_len) = opening?;
+    let (close_start, close_line) = lines.iter().rev().find(|(start, line)| {
+        let trimmed = line.trim();
+        *start > open_start && trimmed.len() >= marker_len && trimmed.bytes().all(|b| b == b'`')
+    })?;
+    let inner_start = open_start + open_len;
+    let after_start = close_start + close_line.len();
+    let mut document = String::with_capacity(text.len());
+    document.push_str(&text[..open_start]);
+    let mut segments = vec![(0, 0), (document.len(), inner_start)];
+    document.push_str(&text[inner_start..*close_start]);
+    segments.push((document.len(), after_start));
+    document.push_str(&text[after_start..]);
+    Some((document, segments))
 }
 
 struct Checker<'a> {
@@ -79,7 +117,13 @@ fn heading_matches(heading: &str, wanted: &str, matching: Matching) -> bool {
     }
 }
 
-fn push(findings: &mut Vec<Violation>, strictness: Strictness, rule: &str, location: Location, message: String) {
+fn push(
+    findings: &mut Vec<Violation>,
+    strictness: Strictness,
+    rule: &str,
+    location: Location,
+    message: String,
+) {
     match strictness {
         Strictness::Hard => findings.push(Violation::hard(rule, location, message)),
         Strictness::Soft => findings.push(Violation::soft(rule, location, message)),
@@ -100,13 +144,21 @@ impl Checker<'_> {
         let headings = &self.outline.headings;
         let (title, section_level) = match &scaffold.title {
             Some(spec) => {
-                let title = headings.iter().find(|h| heading_matches(&h.text, &spec.text, spec.matching));
+                let title = headings
+                    .iter()
+                    .find(|h| heading_matches(&h.text, &spec.text, spec.matching));
                 match title {
                     Some(title) => (Some(title), title.level + 1),
                     None => {
                         let first = headings
                             .first()
-                            .map(|h| format!("; the first heading is `{}` (line {})", heading_line(h), (self.line)(h.offset)))
+                            .map(|h| {
+                                format!(
+                                    "; the first heading is `{}` (line {})",
+                                    heading_line(h),
+                                    (self.line)(h.offset)
+                                )
+                            })
                             .unwrap_or_else(|| "; the document has no headings".into());
                         findings.push(Violation::hard(
                             "markdown.title",
@@ -120,7 +172,12 @@ impl Checker<'_> {
             None => {
                 let level = headings
                     .iter()
-                    .find(|h| scaffold.sections.iter().any(|s| heading_matches(&h.text, &s.heading, s.matching)))
+                    .find(|h| {
+                        scaffold
+                            .sections
+                            .iter()
+                            .any(|s| heading_matches(&h.text, &s.heading, s.matching))
+                    })
                     .map_or(2, |h| h.level);
                 (None, level)
             }
@@ -128,14 +185,26 @@ impl Checker<'_> {
         let start = title.map_or(0, |t| t.offset);
         self.check_preamble(scaffold, title, section_level, findings);
         let range = start..self.document.len();
-        let matched = self.check_sections(&scaffold.sections, range, section_level, scaffold.extra_sections, findings);
+        let matched = self.check_sections(
+            &scaffold.sections,
+            range,
+            section_level,
+            scaffold.extra_sections,
+            findings,
+        );
         self.check_trailing(scaffold, findings);
         self.check_required_lines(scaffold, findings);
         self.check_soft(scaffold, title, &matched, findings);
     }
 
     /// Text before the title, or before the first section when the scaffold has no title.
-    fn check_preamble(&self, scaffold: &Scaffold, title: Option<&Heading>, section_level: usize, findings: &mut Vec<Violation>) {
+    fn check_preamble(
+        &self,
+        scaffold: &Scaffold,
+        title: Option<&Heading>,
+        section_level: usize,
+        findings: &mut Vec<Violation>,
+    ) {
         let end = match title {
             Some(title) => title.offset,
             None => self
@@ -154,17 +223,26 @@ impl Checker<'_> {
             .collect();
         let mut preamble = self.document[..end].to_owned();
         for heading in own_titles.iter().rev() {
-            let line_end = self.document[heading.offset..].find('\n').map_or(self.document.len(), |i| heading.offset + i);
+            let line_end = self.document[heading.offset..]
+                .find('\n')
+                .map_or(self.document.len(), |i| heading.offset + i);
             preamble.replace_range(heading.offset..line_end.min(end), "");
         }
         let preamble = preamble.trim();
         if !preamble.is_empty() {
-            let what = if title.is_some() { "the title" } else { "the first section" };
+            let what = if title.is_some() {
+                "the title"
+            } else {
+                "the first section"
+            };
             push(
                 findings,
                 scaffold.preamble,
                 "markdown.preamble",
-                Location::line((self.line)(self.document.len() - self.document.trim_start().len()), None),
+                Location::line(
+                    (self.line)(self.document.len() - self.document.trim_start().len()),
+                    None,
+                ),
                 format!("text before {what}: \"{}\"", text::quote(preamble, 80)),
             );
         }
@@ -188,7 +266,10 @@ impl Checker<'_> {
             .collect();
         let mut matched: Vec<(usize, &Heading, Range<usize>)> = Vec::new();
         for heading in &headings {
-            let Some(index) = specs.iter().position(|s| heading_matches(&heading.text, &s.heading, s.matching)) else {
+            let Some(index) = specs
+                .iter()
+                .position(|s| heading_matches(&heading.text, &s.heading, s.matching))
+            else {
                 push(
                     findings,
                     extra,
@@ -248,15 +329,27 @@ impl Checker<'_> {
     }
 
     /// Sections that break the scaffold's order: those outside the longest run that keeps it.
-    fn check_order(&self, specs: &[SectionSpec], matched: &[(usize, &Heading, Range<usize>)], findings: &mut Vec<Violation>) {
+    fn check_order(
+        &self,
+        specs: &[SectionSpec],
+        matched: &[(usize, &Heading, Range<usize>)],
+        findings: &mut Vec<Violation>,
+    ) {
         let order: Vec<usize> = matched.iter().map(|(index, _, _)| *index).collect();
         let keep = longest_increasing(&order);
         for (position, (index, heading, _)) in matched.iter().enumerate() {
             if keep.contains(&position) {
                 continue;
             }
-            let before = specs[..*index].iter().rev().find(|s| !s.optional).map(|s| s.heading.as_str());
-            let after = specs[index + 1..].iter().find(|s| !s.optional).map(|s| s.heading.as_str());
+            let before = specs[..*index]
+                .iter()
+                .rev()
+                .find(|s| !s.optional)
+                .map(|s| s.heading.as_str());
+            let after = specs[index + 1..]
+                .iter()
+                .find(|s| !s.optional)
+                .map(|s| s.heading.as_str());
             let place = match (before, after) {
                 (Some(b), Some(a)) => format!("after `{b}` and before `{a}`"),
                 (Some(b), None) => format!("after `{b}`"),
@@ -266,16 +359,30 @@ impl Checker<'_> {
             findings.push(Violation::hard(
                 "markdown.section-order",
                 self.at(heading),
-                format!("section `{}` is out of order; it belongs {place}", specs[*index].heading),
+                format!(
+                    "section `{}` is out of order; it belongs {place}",
+                    specs[*index].heading
+                ),
             ));
         }
     }
 
-    fn check_contents(&self, spec: &SectionSpec, heading: &Heading, range: Range<usize>, findings: &mut Vec<Violation>) {
+    fn check_contents(
+        &self,
+        spec: &SectionSpec,
+        heading: &Heading,
+        range: Range<usize>,
+        findings: &mut Vec<Violation>,
+    ) {
         let inside = |offset: &usize| range.contains(offset) && *offset != range.start;
         for table_spec in &spec.tables {
             let wanted: Vec<String> = table_spec.columns.iter().map(|c| fold_tight(c)).collect();
-            let tables: Vec<_> = self.outline.tables.iter().filter(|t| inside(&t.offset)).collect();
+            let tables: Vec<_> = self
+                .outline
+                .tables
+                .iter()
+                .filter(|t| inside(&t.offset))
+                .collect();
             let exact = tables
                 .iter()
                 .find(|t| t.columns.iter().map(|c| fold_tight(c)).collect::<Vec<_>>() == wanted);
@@ -285,12 +392,16 @@ impl Checker<'_> {
                         findings.push(Violation::hard(
                             "markdown.table-rows",
                             self.at_offset(table.offset, Some(heading)),
-                            format!("table has {} row(s); at least {} expected", table.rows, table_spec.min_rows),
+                            format!(
+                                "table has {} row(s); at least {} expected",
+                                table.rows, table_spec.min_rows
+                            ),
                         ));
                     }
                 }
                 (None, Some(closest)) => {
-                    let found: Vec<String> = closest.columns.iter().map(|c| fold_tight(c)).collect();
+                    let found: Vec<String> =
+                        closest.columns.iter().map(|c| fold_tight(c)).collect();
                     let missing: Vec<&str> = table_spec
                         .columns
                         .iter()
@@ -320,8 +431,20 @@ impl Checker<'_> {
                         self.at_offset(closest.offset, Some(heading)),
                         format!(
                             "table columns are {}; expected {} ({})",
-                            list(&closest.columns.iter().map(String::as_str).collect::<Vec<_>>()),
-                            list(&table_spec.columns.iter().map(String::as_str).collect::<Vec<_>>()),
+                            list(
+                                &closest
+                                    .columns
+                                    .iter()
+                                    .map(String::as_str)
+                                    .collect::<Vec<_>>()
+                            ),
+                            list(
+                                &table_spec
+                                    .columns
+                                    .iter()
+                                    .map(String::as_str)
+                                    .collect::<Vec<_>>()
+                            ),
                             detail.join("; ")
                         ),
                     ));
@@ -331,21 +454,33 @@ impl Checker<'_> {
                     self.at(heading),
                     format!(
                         "no table in this section; expected one with columns {}",
-                        list(&table_spec.columns.iter().map(String::as_str).collect::<Vec<_>>())
+                        list(
+                            &table_spec
+                                .columns
+                                .iter()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                        )
                     ),
                 )),
             }
         }
         for block in &spec.code_blocks {
-            let found = self.outline.code_blocks.iter().filter(|b| inside(&b.offset)).any(|b| {
-                match (&block.language, &b.language) {
+            let found = self
+                .outline
+                .code_blocks
+                .iter()
+                .filter(|b| inside(&b.offset))
+                .any(|b| match (&block.language, &b.language) {
                     (None, _) => true,
                     (Some(wanted), Some(found)) => same_language(wanted, found),
                     (Some(_), None) => false,
-                }
-            });
+                });
             if !found {
-                let what = block.language.as_deref().map_or("a".to_owned(), |l| format!("a `{l}`"));
+                let what = block
+                    .language
+                    .as_deref()
+                    .map_or("a".to_owned(), |l| format!("a `{l}`"));
                 findings.push(Violation::hard(
                     "markdown.code-block",
                     self.at(heading),
@@ -353,7 +488,7 @@ impl Checker<'_> {
                 ));
             }
         }
-        if spec.checklist && !self.outline.tasks.iter().any(|t| inside(t)) {
+        if spec.checklist && !self.outline.tasks.iter().any(inside) {
             findings.push(Violation::hard(
                 "markdown.checklist",
                 self.at(heading),
@@ -361,16 +496,30 @@ impl Checker<'_> {
             ));
         }
         if !spec.subsections.is_empty() {
-            self.check_sections(&spec.subsections, range, heading.level + 1, Strictness::Allowed, findings);
+            self.check_sections(
+                &spec.subsections,
+                range,
+                heading.level + 1,
+                Strictness::Allowed,
+                findings,
+            );
         }
     }
 
     fn check_trailing(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
         let last_heading = self.outline.headings.last().map_or(0, |h| h.offset);
-        let Some(&rule) = self.outline.breaks.iter().rev().find(|&&b| b > last_heading) else {
+        let Some(&rule) = self
+            .outline
+            .breaks
+            .iter()
+            .rev()
+            .find(|&&b| b > last_heading)
+        else {
             return;
         };
-        let after_start = self.document[rule..].find('\n').map_or(self.document.len(), |i| rule + i + 1);
+        let after_start = self.document[rule..]
+            .find('\n')
+            .map_or(self.document.len(), |i| rule + i + 1);
         let after = self.document[after_start..].trim();
         if !after.is_empty() {
             push(
@@ -378,7 +527,10 @@ impl Checker<'_> {
                 scaffold.trailing_text,
                 "markdown.trailing-text",
                 self.at_offset(rule, self.outline.headings.last()),
-                format!("text after the closing `---`: \"{}\"", text::quote(after, 80)),
+                format!(
+                    "text after the closing `---`: \"{}\"",
+                    text::quote(after, 80)
+                ),
             );
         }
     }
@@ -387,7 +539,9 @@ impl Checker<'_> {
         for wanted in &scaffold.required_lines {
             let wanted_folded = fold(wanted);
             let present = self.document.lines().any(|line| {
-                let bare = line.trim_start().trim_start_matches(['-', '*', '+', '_', ' ', '>']);
+                let bare = line
+                    .trim_start()
+                    .trim_start_matches(['-', '*', '+', '_', ' ', '>']);
                 fold(&bare.replace(['*', '_'], "")).starts_with(&wanted_folded)
             });
             if !present {
@@ -400,7 +554,13 @@ impl Checker<'_> {
         }
     }
 
-    fn check_soft(&self, scaffold: &Scaffold, title: Option<&Heading>, matched: &[(usize, &Heading, Range<usize>)], findings: &mut Vec<Violation>) {
+    fn check_soft(
+        &self,
+        scaffold: &Scaffold,
+        title: Option<&Heading>,
+        matched: &[(usize, &Heading, Range<usize>)],
+        findings: &mut Vec<Violation>,
+    ) {
         if let Some(range) = scaffold.soft.bullets_per_section {
             for (_, heading, section) in matched {
                 let count = self
@@ -462,8 +622,8 @@ fn same_language(wanted: &str, found: &str) -> bool {
 
 /// Small words that stay lower case inside a Title Case heading.
 const MINOR_WORDS: &[&str] = &[
-    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on", "or",
-    "per", "the", "to", "via", "vs", "vs.", "with",
+    "a", "an", "and", "as", "at", "but", "by", "for", "from", "in", "into", "nor", "of", "on",
+    "or", "per", "the", "to", "via", "vs", "vs.", "with",
 ];
 
 /// The first word that breaks Title Case, if any.
@@ -524,16 +684,27 @@ mod tests {
         assert_eq!(not_title_case("Verification & Observability"), None);
         assert_eq!(not_title_case("1. Pre-Deployment Checks"), None);
         assert_eq!(not_title_case("Rollback of the Database"), None);
-        assert_eq!(not_title_case("Rollback preparation"), Some("preparation".into()));
+        assert_eq!(
+            not_title_case("Rollback preparation"),
+            Some("preparation".into())
+        );
         assert_eq!(not_title_case("the Plan"), Some("the".into()));
     }
 
     #[test]
     fn a_fenced_document_is_unwrapped() {
-        let (inner, base) = unwrap_fence("```markdown\n# Plan\n```yaml\na: 1\n```\n```").expect("unwrapped");
+        let (inner, segments) =
+            unwrap_fence("```markdown\n# Plan\n```yaml\na: 1\n```\n```").expect("unwrapped");
         assert_eq!(inner, "# Plan\n```yaml\na: 1\n```\n");
-        assert_eq!(base, 12);
+        assert_eq!(segments[1], (0, 12));
         assert!(unwrap_fence("```json\n{}\n```").is_none());
         assert!(unwrap_fence("# Plan\n```\nx\n```").is_none());
+    }
+
+    #[test]
+    fn prose_around_a_fenced_document_stays_for_the_checks() {
+        let (inner, segments) = unwrap_fence("Here:\n```md\n# Plan\n```\nBye").expect("unwrapped");
+        assert_eq!(inner, "Here:\n# Plan\nBye");
+        assert_eq!(segments, [(0, 0), (6, 12), (13, 23)]);
     }
 }

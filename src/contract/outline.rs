@@ -42,7 +42,8 @@ pub(crate) struct Outline {
 
 impl Outline {
     pub(crate) fn parse(text: &str) -> Outline {
-        let options = Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
+        let options =
+            Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
         let mut outline = Outline::default();
         let mut heading: Option<Heading> = None;
         let mut table: Option<Table> = None;
@@ -126,7 +127,11 @@ mod tests {
     fn collects_what_the_checks_need() {
         let text = "# Title\n\n## 1. **Environments**\n\n| Stage | Cloud / Region |\n|---|---|\n| Local | Docker |\n\n```yaml\na: 1\n```\n\n- a\n  - nested\n- [ ] task\n\n---\n";
         let outline = Outline::parse(text);
-        let headings: Vec<_> = outline.headings.iter().map(|h| (h.level, h.text.as_str())).collect();
+        let headings: Vec<_> = outline
+            .headings
+            .iter()
+            .map(|h| (h.level, h.text.as_str()))
+            .collect();
         assert_eq!(headings, [(1, "Title"), (2, "1. Environments")]);
         assert_eq!(outline.tables[0].columns, ["Stage", "Cloud / Region"]);
         assert_eq!(outline.tables[0].rows, 1);

@@ -59,7 +59,9 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
         && let Ok(value) = serde_json::from_str::<Value>(inner.trim())
         && value.is_object()
     {
-        found.repairs.push("took the JSON object out of its code fence".into());
+        found
+            .repairs
+            .push("took the JSON object out of its code fence".into());
         found.findings.push(Violation::soft(
             "json.fenced",
             Location::document(),
@@ -80,24 +82,37 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
         let end = start + stream.byte_offset();
         let before = strip_fence_line(&trimmed[..start], true);
         let after = strip_fence_line(&trimmed[end..], false);
-        found.repairs.push("took the JSON object out of the prose around it".into());
+        found
+            .repairs
+            .push("took the JSON object out of the prose around it".into());
         let mut parts = Vec::new();
         if !before.is_empty() {
-            parts.push(format!("{} word(s) before it (\"{}\")", text::word_count(before), text::quote(before, 60)));
+            parts.push(format!(
+                "{} word(s) before it (\"{}\")",
+                text::word_count(before),
+                text::quote(before, 60)
+            ));
         }
         if !after.is_empty() {
             let second = serde_json::from_str::<Value>(after.trim()).is_ok();
             parts.push(if second {
                 "a second JSON value after it".to_owned()
             } else {
-                format!("{} word(s) after it (\"{}\")", text::word_count(after), text::quote(after, 60))
+                format!(
+                    "{} word(s) after it (\"{}\")",
+                    text::word_count(after),
+                    text::quote(after, 60)
+                )
             });
         }
         if !parts.is_empty() {
             found.findings.push(Violation::hard(
                 "json.single-object",
                 Location::document(),
-                format!("expected exactly one JSON object and nothing else; found {}", parts.join(" and ")),
+                format!(
+                    "expected exactly one JSON object and nothing else; found {}",
+                    parts.join(" and ")
+                ),
             ));
         } else {
             found.findings.push(Violation::soft(
@@ -137,7 +152,13 @@ fn kind(value: &Value) -> &'static str {
 fn fenced(text: &str) -> Option<&str> {
     let first_end = text.find('\n')?;
     let first = &text[..first_end];
-    let marker = if first.starts_with("```") { "```" } else if first.starts_with("~~~") { "~~~" } else { return None };
+    let marker = if first.starts_with("```") {
+        "```"
+    } else if first.starts_with("~~~") {
+        "~~~"
+    } else {
+        return None;
+    };
     let body = text[first_end + 1..].trim_end();
     let inner = body.strip_suffix(marker)?;
     (!inner.contains(&format!("\n{marker}"))).then_some(inner)
@@ -147,7 +168,8 @@ fn fenced(text: &str) -> Option<&str> {
 fn strip_fence_line(prose: &str, before: bool) -> &str {
     let prose = prose.trim();
     let lines: Vec<&str> = prose.lines().collect();
-    let is_fence = |line: &&str| line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
+    let is_fence =
+        |line: &&str| line.trim_start().starts_with("```") || line.trim_start().starts_with("~~~");
     let cut = if before { lines.last() } else { lines.first() };
     match cut {
         Some(line) if is_fence(line) => {
@@ -166,7 +188,11 @@ mod tests {
     use super::*;
 
     fn rules(found: &Found) -> Vec<(&str, super::super::Severity)> {
-        found.findings.iter().map(|v| (v.rule.as_str(), v.severity)).collect()
+        found
+            .findings
+            .iter()
+            .map(|v| (v.rule.as_str(), v.severity))
+            .collect()
     }
 
     #[test]
@@ -179,15 +205,26 @@ mod tests {
     #[test]
     fn a_fence_alone_is_repaired_with_a_warning() {
         let found = find_json("```json\n{\"a\": 1}\n```");
-        assert_eq!(rules(&found), [("json.fenced", super::super::Severity::Soft)]);
+        assert_eq!(
+            rules(&found),
+            [("json.fenced", super::super::Severity::Soft)]
+        );
         assert_eq!(found.text, "{\"a\": 1}");
     }
 
     #[test]
     fn prose_around_the_object_is_a_hard_violation_after_repair() {
-        let found = find_json("Here is the release record:\n```json\n{\"a\": {\"b\": 2}}\n```\nLet me know!");
-        assert_eq!(rules(&found), [("json.single-object", super::super::Severity::Hard)]);
-        assert!(found.findings[0].message.contains("before it") && found.findings[0].message.contains("after it"));
+        let found = find_json(
+            "Here is the release record:\n```json\n{\"a\": {\"b\": 2}}\n```\nLet me know!",
+        );
+        assert_eq!(
+            rules(&found),
+            [("json.single-object", super::super::Severity::Hard)]
+        );
+        assert!(
+            found.findings[0].message.contains("before it")
+                && found.findings[0].message.contains("after it")
+        );
         assert_eq!(found.value, Some(serde_json::json!({"a": {"b": 2}})));
     }
 

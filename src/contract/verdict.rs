@@ -100,7 +100,10 @@ impl fmt::Display for Location {
                 line,
                 heading: Some(heading),
             } => write!(f, "line {line} (in `{heading}`)"),
-            Location::Line { line, heading: None } => write!(f, "line {line}"),
+            Location::Line {
+                line,
+                heading: None,
+            } => write!(f, "line {line}"),
         }
     }
 }
@@ -120,7 +123,11 @@ pub struct Violation {
 
 impl Violation {
     /// A hard violation.
-    pub fn hard(rule: impl Into<String>, location: Location, message: impl Into<String>) -> Violation {
+    pub fn hard(
+        rule: impl Into<String>,
+        location: Location,
+        message: impl Into<String>,
+    ) -> Violation {
         Violation {
             rule: rule.into(),
             severity: Severity::Hard,
@@ -130,7 +137,11 @@ impl Violation {
     }
 
     /// A soft violation (a warning).
-    pub fn soft(rule: impl Into<String>, location: Location, message: impl Into<String>) -> Violation {
+    pub fn soft(
+        rule: impl Into<String>,
+        location: Location,
+        message: impl Into<String>,
+    ) -> Violation {
         Violation {
             severity: Severity::Soft,
             ..Violation::hard(rule, location, message)
@@ -161,7 +172,12 @@ pub struct Verdict {
 
 impl Verdict {
     /// Sort findings into a verdict. `declined` says whether the deliverable is a refusal.
-    pub(crate) fn new(findings: Vec<Violation>, repairs: Vec<String>, deliverable: String, declined: bool) -> Verdict {
+    pub(crate) fn new(
+        findings: Vec<Violation>,
+        repairs: Vec<String>,
+        deliverable: String,
+        declined: bool,
+    ) -> Verdict {
         let (violations, warnings): (Vec<_>, Vec<_>) = findings
             .into_iter()
             .partition(|violation| violation.severity == Severity::Hard);

@@ -108,16 +108,28 @@ impl fmt::Display for InputProblem {
             InputProblem::Empty { input, from } => {
                 write!(f, "required input `{input}` is empty (from {from})")
             }
-            InputProblem::NotAllowed { input, value, allowed } => write!(
+            InputProblem::NotAllowed {
+                input,
+                value,
+                allowed,
+            } => write!(
                 f,
                 "`{input}` is `{}`; allowed: {}",
                 crate::text::quote(value, 60),
-                allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             InputProblem::UnknownVariable { name, known } => write!(
                 f,
                 "`{name}` is not an input of this agent; its inputs are {}",
-                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             InputProblem::Ambiguous { input, sources } => {
                 write!(f, "`{input}` is given twice: {}", sources.join(" and "))

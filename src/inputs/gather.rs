@@ -4,7 +4,7 @@
 //! `--var` flags. Two sources at the same level binding one input is an error; a higher
 //! level overriding a lower one is logged at debug level.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::error::{InputProblem, InputsError};
@@ -61,7 +61,11 @@ pub struct Gathered {
 
 /// Gather and check the inputs of `prompt` from `sources`.
 #[tracing::instrument(skip_all, fields(agent = %prompt.name))]
-pub fn gather(prompt: &Prompt, sources: &Sources, limits: &Limits) -> Result<Gathered, InputsError> {
+pub fn gather(
+    prompt: &Prompt,
+    sources: &Sources,
+    limits: &Limits,
+) -> Result<Gathered, InputsError> {
     let mut state = State {
         prompt,
         limits,
@@ -69,6 +73,7 @@ pub fn gather(prompt: &Prompt, sources: &Sources, limits: &Limits) -> Result<Gat
         problems: Vec::new(),
         warnings: Vec::new(),
         omitted: BTreeMap::new(),
+        refused: BTreeSet::new(),
     };
     if let Some(dir) = &sources.dir {
         state.read_dir(dir);
@@ -117,6 +122,8 @@ struct State<'a> {
     problems: Vec<InputProblem>,
     warnings: Vec<String>,
     omitted: BTreeMap<String, Vec<Omission>>,
+    /// Inputs whose source was refused: already reported, so not reported again as missing.
+    refused: BTreeSet<String>,
 }
 
 impl State<'_> {
@@ -159,31 +166,19 @@ impl State<'_> {
             return;
         }
         for path in visible {
-            match read::link_escaping(&path, &canonical) {
-                Ok(Some(target)) => {
-                    self.problems.push(InputProblem::LinkEscapes { path, target });
-                    continue;
-                }
-                Ok(None) => {}
-                Err(problem) => {
-                    self.problems.push(problem);
-                    continue;
-                }
-            }
-            self.read_entry(&path);
+            self.read_entry(&path, &canonical);
         }
     }
 
-    fn read_entry(&mut self, path: &Path) {
+    /// One entry of the inputs directory, whose canonical path is `root`.
+    fn read_entry(&mut self, path: &Path, root: &Path) {
         let name = file_name(path);
-        if path.is_file() && vars_file::is_vars_file(&name) {
-            self.read_vars_file(path, Level::DirFile);
-            return;
-        }
+        let is_vars_file = vars_file::is_vars_file(&name);
         let stem = if path.is_dir() {
             name.clone()
         } else {
-            name.split_once('.').map_or(name.clone(), |(stem, _)| stem.to_owned())
+            name.split_once('.')
+                .map_or(name.clone(), |(stem, _)| stem.to_owned())
         };
         let spec = self
             .prompt
@@ -196,7 +191,25 @@ impl State<'_> {
                     .iter()
                     .find(|spec| spec.kind != InputKind::Context && spec.answers_to(&stem))
             })
+            .filter(|_| !is_vars_file)
             .cloned();
+        let escape = match read::link_escaping(path, root) {
+            Ok(None) => None,
+            Ok(Some(target)) => Some(InputProblem::LinkEscapes {
+                path: path.to_owned(),
+                target,
+            }),
+            Err(problem) => Some(problem),
+        };
+        if let Some(problem) = escape {
+            self.problems.push(problem);
+            self.refused.extend(spec.map(|spec| spec.name));
+            return;
+        }
+        if is_vars_file && path.is_file() {
+            self.read_vars_file(path, Level::DirFile);
+            return;
+        }
         let Some(spec) = spec else {
             self.warnings.push(format!(
                 "`{}` binds no input of `{}` and is ignored (inputs: {})",
@@ -215,7 +228,12 @@ impl State<'_> {
             return;
         }
         if let Some(value) = self.read_value(&spec, path) {
-            self.bind(&spec, value, Level::DirFile, format!("`{}`", path.display()));
+            self.bind(
+                &spec,
+                value,
+                Level::DirFile,
+                format!("`{}`", path.display()),
+            );
         }
     }
 
@@ -247,6 +265,7 @@ impl State<'_> {
                 }
                 Err(problems) => {
                     self.problems.extend(problems);
+                    self.refused.insert(spec.name.clone());
                     None
                 }
             };
@@ -260,6 +279,7 @@ impl State<'_> {
             }),
             Err(problem) => {
                 self.problems.push(problem);
+                self.refused.insert(spec.name.clone());
                 None
             }
         }
@@ -300,7 +320,12 @@ impl State<'_> {
             ));
             return;
         };
-        self.bind(&spec, InputValue { text, origin }, level, format!("{from} key `{key}`"));
+        self.bind(
+            &spec,
+            InputValue { text, origin },
+            level,
+            format!("{from} key `{key}`"),
+        );
     }
 
     /// `--var NAME=VALUE` or `--var NAME=@path`: an unknown name is an error, as a typo
@@ -361,7 +386,11 @@ impl State<'_> {
     }
 
     fn known_names(&self) -> Vec<String> {
-        self.prompt.inputs.iter().map(|spec| spec.name.clone()).collect()
+        self.prompt
+            .inputs
+            .iter()
+            .map(|spec| spec.name.clone())
+            .collect()
     }
 
     fn finish(mut self) -> Result<Gathered, InputsError> {
@@ -386,6 +415,7 @@ impl State<'_> {
                     }
                     inputs.insert(spec.name.clone(), bound.value);
                 }
+                None if self.refused.contains(&spec.name) => {}
                 None => match &spec.default {
                     Some(default) if !spec.required => inputs.insert(
                         spec.name.clone(),

@@ -26,7 +26,9 @@ pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, InputProblem>
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     // `take` guards against a file that grows between the stat and the read.
-    file.take(limit + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
     if bytes.len() as u64 > limit {
         return Err(InputProblem::TooLarge {
             path: path.to_owned(),
@@ -85,7 +87,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let binary = dir.path().join("logo.png");
         std::fs::write(&binary, b"\x89PNG\r\n\x1a\n\0\0\0").expect("write");
-        assert!(matches!(read_text(&binary, 1000), Err(InputProblem::Binary { .. })));
+        assert!(matches!(
+            read_text(&binary, 1000),
+            Err(InputProblem::Binary { .. })
+        ));
 
         let latin1 = dir.path().join("notes.txt");
         std::fs::write(&latin1, b"caf\xe9").expect("write");
@@ -98,7 +103,11 @@ mod tests {
         std::fs::write(&big, "x".repeat(2000)).expect("write");
         assert!(matches!(
             read_text(&big, 1000),
-            Err(InputProblem::TooLarge { size: 2000, limit: 1000, .. })
+            Err(InputProblem::TooLarge {
+                size: 2000,
+                limit: 1000,
+                ..
+            })
         ));
     }
 

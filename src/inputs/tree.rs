@@ -113,7 +113,12 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
             continue;
         }
         let relative = relative_path(root, entry.path());
-        entries.push((entry.depth(), relative, entry.path().to_owned(), file_type.is_symlink()));
+        entries.push((
+            entry.depth(),
+            relative,
+            entry.path().to_owned(),
+            file_type.is_symlink(),
+        ));
     }
     entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
 
@@ -222,7 +227,12 @@ fn omissions(omitted: &[Omission]) -> String {
     }
     let mut text = String::from("\nLeft out of this tree:\n");
     for omission in omitted {
-        let _ = writeln!(text, "- `{}`: {}", omission.path, omission.reason.describe());
+        let _ = writeln!(
+            text,
+            "- `{}`: {}",
+            omission.path,
+            omission.reason.describe()
+        );
     }
     text
 }
@@ -282,7 +292,11 @@ fn language(path: &str) -> &'static str {
 
 /// File names that conventionally hold credentials; a release plan never needs their values.
 fn may_hold_secrets(relative: &str) -> bool {
-    let name = relative.rsplit('/').next().unwrap_or(relative).to_ascii_lowercase();
+    let name = relative
+        .rsplit('/')
+        .next()
+        .unwrap_or(relative)
+        .to_ascii_lowercase();
     let example = [".example", ".sample", ".template", ".dist"]
         .iter()
         .any(|suffix| name.ends_with(suffix));
@@ -292,7 +306,10 @@ fn may_hold_secrets(relative: &str) -> bool {
         || [".pem", ".key", ".p12", ".pfx", ".jks", ".keystore"]
             .iter()
             .any(|suffix| name.ends_with(suffix))
-        || matches!(name.as_str(), ".npmrc" | ".pypirc" | ".netrc" | "credentials.json")
+        || matches!(
+            name.as_str(),
+            ".npmrc" | ".pypirc" | ".netrc" | "credentials.json"
+        )
 }
 
 #[cfg(test)]
@@ -322,14 +339,32 @@ mod tests {
             .lines()
             .filter_map(|line| line.strip_prefix("### "))
             .collect();
-        assert_eq!(headed, ["`.env.example`", "`.gitignore`", "`Dockerfile`", "`src/app.ts`"]);
-        assert!(tree.text.contains("```typescript\nexport const a = 1;\n```"));
+        assert_eq!(
+            headed,
+            [
+                "`.env.example`",
+                "`.gitignore`",
+                "`Dockerfile`",
+                "`src/app.ts`"
+            ]
+        );
+        assert!(
+            tree.text
+                .contains("```typescript\nexport const a = 1;\n```")
+        );
         assert!(!tree.text.contains("ignored"));
         assert!(!tree.text.contains("SECRET=1"));
-        let omitted: Vec<_> = tree.omitted.iter().map(|o| (o.path.as_str(), &o.reason)).collect();
+        let omitted: Vec<_> = tree
+            .omitted
+            .iter()
+            .map(|o| (o.path.as_str(), &o.reason))
+            .collect();
         assert_eq!(
             omitted,
-            [(".env", &OmitReason::MayHoldSecrets), ("logo.png", &OmitReason::Binary)]
+            [
+                (".env", &OmitReason::MayHoldSecrets),
+                ("logo.png", &OmitReason::Binary)
+            ]
         );
     }
 
@@ -343,7 +378,13 @@ mod tests {
         let tree = walk_tree(root, 100, 1_000).expect("walks");
         assert_eq!(tree.files, 2);
         assert_eq!(tree.bytes, 90);
-        assert_eq!(tree.omitted, [Omission { path: "b.txt".into(), reason: OmitReason::OverBudget(60) }]);
+        assert_eq!(
+            tree.omitted,
+            [Omission {
+                path: "b.txt".into(),
+                reason: OmitReason::OverBudget(60)
+            }]
+        );
         assert!(tree.text.contains("- `b.txt`: 60 B, over the budget"));
     }
 
@@ -352,7 +393,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         write(dir.path(), "README.md", b"```sh\nmake\n```\n");
         let tree = walk_tree(dir.path(), 1_000, 1_000).expect("walks");
-        assert!(tree.text.contains("````markdown\n```sh\nmake\n```\n````\n"), "{}", tree.text);
+        assert!(
+            tree.text.contains("````markdown\n```sh\nmake\n```\n````\n"),
+            "{}",
+            tree.text
+        );
     }
 
     #[cfg(unix)]

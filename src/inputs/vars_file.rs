@@ -77,9 +77,23 @@ mod tests {
             pairs.sort();
             pairs
         };
-        let yaml = sorted(parse_file(Path::new("vars.yaml"), "VERSION: 2.4.0\nFLAGS: [a, b]\n").expect("yaml"));
-        let json = sorted(parse_file(Path::new("vars.json"), r#"{"VERSION": "2.4.0", "FLAGS": ["a", "b"]}"#).expect("json"));
-        let toml = sorted(parse_file(Path::new("vars.toml"), "VERSION = \"2.4.0\"\nFLAGS = [\"a\", \"b\"]\n").expect("toml"));
+        let yaml = sorted(
+            parse_file(Path::new("vars.yaml"), "VERSION: 2.4.0\nFLAGS: [a, b]\n").expect("yaml"),
+        );
+        let json = sorted(
+            parse_file(
+                Path::new("vars.json"),
+                r#"{"VERSION": "2.4.0", "FLAGS": ["a", "b"]}"#,
+            )
+            .expect("json"),
+        );
+        let toml = sorted(
+            parse_file(
+                Path::new("vars.toml"),
+                "VERSION = \"2.4.0\"\nFLAGS = [\"a\", \"b\"]\n",
+            )
+            .expect("toml"),
+        );
         assert_eq!(yaml, json);
         assert_eq!(json, toml);
         assert_eq!(yaml[0], ("FLAGS".to_owned(), "a, b".to_owned()));

@@ -56,7 +56,11 @@ fn token_end(text: &str) -> Result<usize, String> {
 fn parse_token(token: &str, optional: bool) -> Result<InputSpec, String> {
     let (name, value) = token.split_once('=').unwrap_or((token, ""));
     let name = name.trim();
-    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    {
         return Err(format!("`{token}` does not start with an input name"));
     }
     let mut spec = InputSpec::new(name);
@@ -88,9 +92,15 @@ mod tests {
         assert_eq!(names, ["NOTES", "ENVIRONMENT", "WINDOW", "FLAG"]);
         assert!(specs[0].required && specs[1].required);
         assert!(!specs[2].required && !specs[3].required);
-        assert_eq!(specs[0].description.as_deref(), Some("release notes/change summary"));
+        assert_eq!(
+            specs[0].description.as_deref(),
+            Some("release notes/change summary")
+        );
         assert_eq!(specs[1].allowed, ["staging", "production"]);
-        assert_eq!(specs[3].description.as_deref(), Some("feature flag (optional)"));
+        assert_eq!(
+            specs[3].description.as_deref(),
+            Some("feature flag (optional)")
+        );
     }
 
     #[test]

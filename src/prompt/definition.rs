@@ -119,15 +119,22 @@ impl Prompt {
         let inputs = merge_inputs(&declared, &section)
             .and_then(|inputs| check_inputs(section.dialect, inputs))
             .map_err(|message| declaration(message, None))?;
-        let slots = dialect::find_slots(section.dialect, body, &inputs).map_err(|(index, hint)| {
-            PromptError::UnboundInput {
-                agent: name.to_owned(),
-                input: inputs[index].name.clone(),
-                hint,
-            }
-        })?;
+        let slots =
+            dialect::find_slots(section.dialect, body, &inputs).map_err(|(index, hint)| {
+                PromptError::UnboundInput {
+                    agent: name.to_owned(),
+                    input: inputs[index].name.clone(),
+                    hint,
+                }
+            })?;
         let mut structural_tags = dialect::tag_names(body);
-        structural_tags.extend(section.reasoning.tags.iter().map(|t| t.to_ascii_lowercase()));
+        structural_tags.extend(
+            section
+                .reasoning
+                .tags
+                .iter()
+                .map(|t| t.to_ascii_lowercase()),
+        );
         if inputs.iter().any(|spec| spec.kind == InputKind::Context) {
             structural_tags.insert(crate::render::CONTEXT_TAG.to_owned());
         }
@@ -186,10 +193,15 @@ impl Prompt {
 }
 
 /// Inputs the prompt declares itself, refined and extended by our `agent.inputs`.
-fn merge_inputs(declared: &PromptDeclared, section: &AgentSection) -> Result<Vec<InputSpec>, String> {
+fn merge_inputs(
+    declared: &PromptDeclared,
+    section: &AgentSection,
+) -> Result<Vec<InputSpec>, String> {
     let mut inputs: Vec<InputSpec> = declared.variables.iter().map(InputSpec::new).collect();
     if let Some(hint) = &declared.argument_hint {
-        for spec in argument_hint::parse(hint).map_err(|e| format!("cannot read `argument_hint`: {e}"))? {
+        for spec in
+            argument_hint::parse(hint).map_err(|e| format!("cannot read `argument_hint`: {e}"))?
+        {
             match inputs.iter_mut().find(|known| known.name == spec.name) {
                 Some(known) => *known = spec,
                 None => inputs.push(spec),
@@ -257,7 +269,10 @@ fn check_inputs(dialect: Dialect, mut inputs: Vec<InputSpec>) -> Result<Vec<Inpu
             .chars()
             .next()
             .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
-            && spec.name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+            && spec
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
         if spec.kind != InputKind::Context && !is_identifier {
             return Err(format!(
                 "input name `{}` must be letters, digits and `_`, starting with a letter",

@@ -290,7 +290,11 @@ pub(crate) fn literal_placeholders(body: &str, slots: &[Slot]) -> BTreeSet<Strin
         if start > 0 && matches!(bytes[start - 1], b'{' | b'$') {
             continue;
         }
-        let depth = if body[start..].starts_with("{{") { 2 } else { 1 };
+        let depth = if body[start..].starts_with("{{") {
+            2
+        } else {
+            1
+        };
         let inner_start = start + depth;
         let mut end = inner_start;
         while bytes.get(end).is_some_and(|&b| is_name_char(b)) {
@@ -319,9 +323,14 @@ mod tests {
 
     #[test]
     fn double_brace_binds_only_declared_names() {
-        let body = "a {{PROJECT_REQUEST}} b {{ PROJECT_REQUEST }} c {{OTHER}} d {{{PROJECT_REQUEST}}}";
-        let slots = find_slots(Dialect::DoubleBrace, body, &[spec("PROJECT_REQUEST")]).expect("bound");
-        assert_eq!(texts(body, &slots), ["{{PROJECT_REQUEST}}", "{{ PROJECT_REQUEST }}"]);
+        let body =
+            "a {{PROJECT_REQUEST}} b {{ PROJECT_REQUEST }} c {{OTHER}} d {{{PROJECT_REQUEST}}}";
+        let slots =
+            find_slots(Dialect::DoubleBrace, body, &[spec("PROJECT_REQUEST")]).expect("bound");
+        assert_eq!(
+            texts(body, &slots),
+            ["{{PROJECT_REQUEST}}", "{{ PROJECT_REQUEST }}"]
+        );
     }
 
     #[test]
@@ -334,7 +343,8 @@ mod tests {
     #[test]
     fn dollar_needs_a_name_boundary() {
         let body = "`$FLAG` and ${FLAG} but not $FLAGS or $FLAG_X; $NOTES.";
-        let slots = find_slots(Dialect::Dollar, body, &[spec("FLAG"), spec("NOTES")]).expect("bound");
+        let slots =
+            find_slots(Dialect::Dollar, body, &[spec("FLAG"), spec("NOTES")]).expect("bound");
         assert_eq!(texts(body, &slots), ["$FLAG", "${FLAG}", "$NOTES"]);
     }
 
@@ -347,7 +357,10 @@ mod tests {
         let slots = find_slots(Dialect::Form, body, &[version]).expect("bound");
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[0].range, 39..39);
-        assert_eq!(&body[..slots[0].range.start], "- Version:\n<release_package>\n- Version:");
+        assert_eq!(
+            &body[..slots[0].range.start],
+            "- Version:\n<release_package>\n- Version:"
+        );
     }
 
     #[test]
@@ -358,19 +371,24 @@ mod tests {
         let mut goals = spec("objectives");
         goals.label = Some("OBJECTIVES:".into());
         let slots = find_slots(Dialect::OptionList, body, &[software, goals]).expect("bound");
-        assert_eq!(texts(body, &slots), ["{{web_application_mobile_app}}", "{{goals_and_targets}}"]);
+        assert_eq!(
+            texts(body, &slots),
+            ["{{web_application_mobile_app}}", "{{goals_and_targets}}"]
+        );
     }
 
     #[test]
     fn an_input_without_a_placeholder_is_named() {
-        let error = find_slots(Dialect::DoubleBrace, "no placeholders", &[spec("X")]).expect_err("unbound");
+        let error =
+            find_slots(Dialect::DoubleBrace, "no placeholders", &[spec("X")]).expect_err("unbound");
         assert_eq!(error.0, 0);
         assert!(error.1.contains("{{X}}"), "{}", error.1);
     }
 
     #[test]
     fn tags_are_collected_without_comments_or_operators() {
-        let tags = tag_names("<role>\n</role> a < b <!-- c --> <inputs> <release_package>\n<Think>");
+        let tags =
+            tag_names("<role>\n</role> a < b <!-- c --> <inputs> <release_package>\n<Think>");
         let tags: Vec<_> = tags.into_iter().collect();
         assert_eq!(tags, ["inputs", "release_package", "role", "think"]);
     }

@@ -22,7 +22,9 @@ pub enum PromptError {
     #[error("agent file `{}` has no front matter", path.display())]
     #[diagnostic(
         code(agent::prompt::no_front_matter),
-        help("start the file with a `---` line, the YAML settings under `agent:`, and a closing `---` line")
+        help(
+            "start the file with a `---` line, the YAML settings under `agent:`, and a closing `---` line"
+        )
     )]
     NoFrontMatter {
         /// The agent file.

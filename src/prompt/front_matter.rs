@@ -143,7 +143,11 @@ pub(crate) fn split<'a>(path: &Path, text: &'a str) -> Result<Split<'a>, PromptE
 /// is not strict YAML (`description: Safe plan: pre-checks, steps`, read line by line by the
 /// tools they were written for); such a one-line entry is kept as the literal text after its
 /// colon. Our `agent:` block is always parsed strictly.
-pub(crate) fn parse(path: &Path, text: &str, split: &Split<'_>) -> Result<FrontMatter, PromptError> {
+pub(crate) fn parse(
+    path: &Path,
+    text: &str,
+    split: &Split<'_>,
+) -> Result<FrontMatter, PromptError> {
     let error_at = |message: String, offset: Option<usize>| PromptError::FrontMatter {
         path: path.to_owned(),
         message,
@@ -167,7 +171,10 @@ pub(crate) fn parse(path: &Path, text: &str, split: &Split<'_>) -> Result<FrontM
             Ok(parsed) => parsed.into_iter().next().map(|(_, value)| value),
             Err(error) if !entry.text.trim_end().contains('\n') => {
                 tracing::debug!(key = entry.key, %error, "front matter entry is not strict YAML; kept as text");
-                let literal = entry.text.split_once(':').map_or("", |(_, rest)| rest.trim());
+                let literal = entry
+                    .text
+                    .split_once(':')
+                    .map_or("", |(_, rest)| rest.trim());
                 Some(serde_yaml_ng::Value::String(literal.to_owned()))
             }
             Err(error) => return Err(located(error)),
@@ -201,11 +208,18 @@ fn top_level_entries(yaml: &str) -> Vec<Entry<'_>> {
         let starts_entry = line.starts_with(|c: char| !c.is_whitespace() && c != '#' && c != '-')
             && line.contains(':');
         if starts_entry {
-            starts.push((offset, line.split_once(':').map_or("", |(key, _)| key.trim())));
+            starts.push((
+                offset,
+                line.split_once(':').map_or("", |(key, _)| key.trim()),
+            ));
         }
         offset += line.len();
     }
-    let ends = starts.iter().skip(1).map(|(start, _)| *start).chain([yaml.len()]);
+    let ends = starts
+        .iter()
+        .skip(1)
+        .map(|(start, _)| *start)
+        .chain([yaml.len()]);
     starts
         .iter()
         .zip(ends)
@@ -255,7 +269,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_in_our_block_are_errors_with_a_place() {
-        let text = "---\nagent:\n  dialect: dollar\n  contract: x.yaml\n  temprature: 1\n---\nbody\n";
+        let text =
+            "---\nagent:\n  dialect: dollar\n  contract: x.yaml\n  temprature: 1\n---\nbody\n";
         let split = split(Path::new("x.md"), text).expect("split");
         let error = parse(Path::new("x.md"), text, &split).expect_err("typo is refused");
         match error {

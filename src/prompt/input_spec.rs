@@ -70,7 +70,13 @@ impl InputSpec {
 /// Fold an input name for binding: lower case, `-` and `_` alike.
 pub(crate) fn fold_name(name: &str) -> String {
     name.chars()
-        .map(|ch| if ch == '-' { '_' } else { ch.to_ascii_lowercase() })
+        .map(|ch| {
+            if ch == '-' {
+                '_'
+            } else {
+                ch.to_ascii_lowercase()
+            }
+        })
         .collect()
 }
 

@@ -1,0 +1,41 @@
+//! Shared helpers for the integration tests.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root, where `prompts/`, `schemas/` and `fixtures/` live.
+pub(crate) fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The project of the repository.
+pub(crate) fn project() -> agent::project::Project {
+    agent::project::Project::at(root())
+}
+
+/// The `agent` binary, run in `dir`, with logging quiet unless the test asks for it.
+pub(crate) fn agent_in(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_agent"));
+    command
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("AGENT_PROJECT")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// The `agent` binary, run at the repository root.
+pub(crate) fn agent() -> Command {
+    agent_in(&root())
+}
+
+/// The five agents the repository ships.
+pub(crate) const AGENTS: [&str; 5] = [
+    "deploy",
+    "deployment-plan",
+    "release-manager",
+    "release-plan",
+    "release-strategy",
+];
