@@ -10,6 +10,8 @@ use crate::inputs::InputsError;
 use crate::project::ProjectError;
 use crate::prompt::PromptError;
 use crate::render::RenderError;
+use crate::runner::RunError;
+use crate::settings::SettingsError;
 
 /// Anything that stops a command.
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -34,6 +36,18 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Render(#[from] RenderError),
+    /// Resolving model settings.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Settings(#[from] SettingsError),
+    /// A run that failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Run(#[from] RunError),
+    /// A model client that could not be set up (a recording that cannot be read).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Model(#[from] crate::model::ModelError),
     /// A file the command needs cannot be read or written.
     #[error("cannot {action} `{}`", path.display())]
     #[diagnostic(code(agent::io))]
@@ -62,6 +76,14 @@ impl Error {
     /// The exit status this error ends the process with.
     pub fn exit_code(&self) -> Status {
         match self {
+            Error::Run(RunError::Model { error, .. }) | Error::Model(error) => {
+                if error.is_usage() {
+                    Status::Usage
+                } else {
+                    Status::Model
+                }
+            }
+            Error::Run(_) | Error::Settings(_) => Status::Usage,
             Error::Project(_)
             | Error::Prompt(_)
             | Error::Contract(_)

@@ -42,6 +42,10 @@ pub struct ReasoningBlock {
     pub text: String,
     /// The reply line the block starts on (0 for a server field).
     pub line: usize,
+    /// The block had no opening tag: it ran from the start of the reply (or the previous
+    /// block) to a stray closing tag.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unopened: bool,
 }
 
 /// Something irregular in the reply's reasoning markup.
@@ -50,6 +54,14 @@ pub struct ReasoningBlock {
 pub enum ExtractIssue {
     /// An opening tag never closed.
     Unclosed {
+        /// The tag.
+        tag: String,
+        /// Its reply line.
+        line: usize,
+    },
+    /// A block inside a line of the deliverable, with text on both sides: cutting it out
+    /// changed the text around it (a reasoning block inside a JSON string, say).
+    Inline {
         /// The tag.
         tag: String,
         /// Its reply line.
@@ -116,6 +128,7 @@ pub fn extract(reply: &str, server_reasoning: Option<&str>, tags: &[String]) -> 
             tag: "server".into(),
             text: text.to_owned(),
             line: 0,
+            unopened: false,
         });
     }
     splitter.run();
@@ -127,6 +140,8 @@ struct OpenBlock {
     depth: usize,
     start: usize,
     content_start: usize,
+    /// Non-blank text precedes the opening tag on its line.
+    text_before: bool,
 }
 
 struct Splitter<'a> {
@@ -176,6 +191,7 @@ impl Splitter<'_> {
                 text: reply[block.content_start..].to_owned(),
                 line: crate::text::line_of(reply, block.start),
                 tag: block.tag,
+                unopened: false,
             });
         }
     }
@@ -197,6 +213,7 @@ impl Splitter<'_> {
                         depth: 1,
                         start: start + tag_start,
                         content_start: start + tag_end,
+                        text_before: !line[..tag_start].trim().is_empty(),
                     });
                 }
                 None => {
@@ -212,6 +229,7 @@ impl Splitter<'_> {
                         tag,
                         text,
                         line: crate::text::line_of(self.reply, floor),
+                        unopened: true,
                     });
                     self.end_block(start + tag_end);
                 }
@@ -220,10 +238,17 @@ impl Splitter<'_> {
                     block.depth -= 1;
                     if block.depth == 0 {
                         let block = self.block.take().expect("an open block");
+                        if block.text_before && !line[tag_end..].trim().is_empty() {
+                            self.issues.push(ExtractIssue::Inline {
+                                tag: block.tag.clone(),
+                                line: crate::text::line_of(self.reply, block.start),
+                            });
+                        }
                         self.reasoning.push(ReasoningBlock {
                             text: self.reply[block.content_start..start + tag_start].to_owned(),
                             line: crate::text::line_of(self.reply, block.start),
                             tag: block.tag,
+                            unopened: false,
                         });
                         self.end_block(start + tag_end);
                     }
@@ -411,6 +436,18 @@ mod tests {
     fn text_before_and_after_stays_in_the_deliverable() {
         let out = split("Sure, here it is. <release_planning>x</release_planning> # Plan\nend");
         assert_eq!(out.deliverable, "Sure, here it is.  # Plan\nend");
+        assert_eq!(
+            out.issues,
+            [ExtractIssue::Inline {
+                tag: "release_planning".into(),
+                line: 1
+            }]
+        );
+        let out = split("Sure:\n<think>x</think>\n# Plan");
+        assert!(
+            out.issues.is_empty(),
+            "a block on lines of its own is not inline"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! private reasoning and its deliverable, and [`contract`] judges the
 //! deliverable. [`project`] finds the agents and their contracts on disk.
 
+pub mod artifacts;
 pub mod cli;
 pub mod contract;
 pub mod error;
@@ -14,9 +15,12 @@ pub mod extract;
 pub mod guard;
 pub mod inputs;
 pub mod logging;
+pub mod model;
 pub mod project;
 pub mod prompt;
 pub mod render;
+pub mod runner;
+pub mod settings;
 pub mod text;
 
 pub use error::Error;

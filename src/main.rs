@@ -11,7 +11,17 @@ fn main() -> ExitCode {
     let _ = miette::set_hook(Box::new(|_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
     }));
-    match agent::cli::run(cli) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(agent::Status::Usage.code());
+        }
+    };
+    match runtime.block_on(agent::cli::run(cli)) {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
             let code = error.exit_code();

@@ -87,8 +87,35 @@ pub fn clip(text: &str, max: usize) -> String {
 /// Show a value inside a message: clipped, on one line, with control characters escaped,
 /// so a hostile reply cannot forge lines of our report.
 pub fn quote(text: &str, max: usize) -> String {
-    let escaped: String = text.escape_debug().collect();
+    let mut escaped = String::with_capacity(text.len().min(max * 2));
+    for ch in text.chars() {
+        match ch {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if c.is_control() => escaped.extend(c.escape_unicode()),
+            c => escaped.push(c),
+        }
+    }
     clip(&escaped, max)
+}
+
+/// The edit distance between two short strings, for "did you mean" hints.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(previous + usize::from(ca != *cb));
+            previous = current;
+        }
+    }
+    row[b.len()]
 }
 
 /// A number of bytes, for people: `812 B`, `14.2 kB`, `3.1 MB`.
@@ -142,6 +169,10 @@ mod tests {
     #[test]
     fn quote_escapes_and_clips() {
         assert_eq!(quote("a\nb", 10), "a\\nb");
+        assert_eq!(quote("say \"hi\"", 20), "say \"hi\"");
+        assert_eq!(edit_distance("production", "prod"), 6);
+        assert_eq!(edit_distance("canary", "Canary"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(quote("abcdef", 3), "abc…");
     }
 }

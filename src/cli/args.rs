@@ -47,6 +47,10 @@ pub enum Command {
     Render(RenderArgs),
     /// Judge a reply against an agent's contract: split off the reasoning, validate the deliverable.
     Check(CheckArgs),
+    /// Run an agent: render, call the model, judge, re-ask on violations; the deliverable to stdout.
+    Run(super::RunArgs),
+    /// Show the resolved model settings (the key redacted) and where each comes from.
+    Config(super::ConfigArgs),
 }
 
 /// `agent list`.

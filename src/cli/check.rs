@@ -76,6 +76,11 @@ fn report(agent: &str, extracted: &Extracted, verdict: &Verdict) -> String {
     for block in &extracted.reasoning {
         let place = if block.line == 0 {
             "from the server's reasoning field".to_owned()
+        } else if block.unopened {
+            format!(
+                "from line {} up to a `</{}>` that was never opened",
+                block.line, block.tag
+            )
         } else {
             format!("`<{}>` at line {}", block.tag, block.line)
         };

@@ -96,7 +96,11 @@ fn describe(agent: &Agent) -> String {
     let literal = prompt.literal_placeholders();
     if !literal.is_empty() {
         let list: Vec<_> = literal.into_iter().collect();
-        let _ = writeln!(text, "  left for the model to fill: {}", list.join(" "));
+        let _ = writeln!(
+            text,
+            "  braces kept as written (not inputs): {}",
+            list.join(" ")
+        );
     }
     text
 }
@@ -104,7 +108,7 @@ fn describe(agent: &Agent) -> String {
 fn describe_input(spec: &InputSpec) -> String {
     let file = spec.name.to_ascii_lowercase();
     let mut parts = vec![match spec.kind {
-        InputKind::Text => format!("text from `{file}.md`"),
+        InputKind::Text => format!("text: `{file}.md`, or key `{}` in vars.yaml", spec.name),
         InputKind::Tree => format!("source tree from `{file}/`"),
         InputKind::Context => format!("context document `{}`", spec.name),
     }];

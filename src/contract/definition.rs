@@ -88,10 +88,23 @@ impl Contract {
                     .as_ref()
                     .map(|t| format!("titled `{}`, ", t.text))
                     .unwrap_or_default();
-                format!(
-                    "markdown scaffold, {title}{} sections in order",
-                    scaffold.sections.len()
-                )
+                let required = scaffold.sections.iter().filter(|s| !s.optional).count();
+                let optional = scaffold.sections.len() - required;
+                let nested: usize = scaffold.sections.iter().map(|s| s.subsections.len()).sum();
+                let mut summary = format!("markdown scaffold, {title}{required} sections in order");
+                if optional > 0 {
+                    summary.push_str(&format!(" (+{optional} optional)"));
+                }
+                if nested > 0 {
+                    summary.push_str(&format!(", {nested} subsections"));
+                }
+                if !scaffold.required_lines.is_empty() {
+                    summary.push_str(&format!(
+                        ", closing lines {}",
+                        scaffold.required_lines.join(" ")
+                    ));
+                }
+                summary
             }
         }
     }
@@ -113,6 +126,11 @@ pub fn judge(
                 "reasoning.unclosed",
                 Location::line(*line, None),
                 format!("`<{tag}>` is never closed, so everything after it was taken as reasoning; close it with `</{tag}>` before the deliverable"),
+            ),
+            ExtractIssue::Inline { tag, line } => Violation::hard(
+                "reasoning.leak",
+                Location::line(*line, None),
+                format!("a `<{tag}>` block sits inside a line of the deliverable and was cut out of it; reasoning goes before the deliverable, never inside it"),
             ),
             ExtractIssue::UnopenedClose { tag, line } => Violation::soft(
                 "reasoning.unopened-close",

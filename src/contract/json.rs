@@ -112,7 +112,32 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
     let found = || text::quote(&instance.to_string(), 80);
     let (rule, message) = match error.kind() {
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            if let Some(closest) = context.iter().min_by_key(|branch| branch.len()) {
+            // The branch the deliverable meant is the one whose top-level shape fits: fewest
+            // missing or unexpected properties right at this object, then fewest errors.
+            let shape_errors = |branch: &Vec<ValidationError<'_>>| {
+                branch
+                    .iter()
+                    .filter(|inner| {
+                        inner.instance_path().as_str() == pointer
+                            && matches!(
+                                inner.kind(),
+                                ValidationErrorKind::Required { .. }
+                                    | ValidationErrorKind::AdditionalProperties { .. }
+                                    | ValidationErrorKind::Type { .. }
+                            )
+                    })
+                    .map(|inner| match inner.kind() {
+                        ValidationErrorKind::AdditionalProperties { unexpected } => {
+                            unexpected.len()
+                        }
+                        _ => 1,
+                    })
+                    .sum::<usize>()
+            };
+            if let Some(closest) = context
+                .iter()
+                .min_by_key(|branch| (shape_errors(branch), branch.len()))
+            {
                 for inner in closest {
                     describe(inner, findings);
                 }
@@ -156,10 +181,18 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            if let Some(given) = instance.as_str()
-                && let Some(meant) = allowed.iter().find(|a| a.eq_ignore_ascii_case(given))
-            {
-                message.push_str(&format!(" (values are case-sensitive: `{meant}`)"));
+            if let Some(given) = instance.as_str() {
+                let lower = given.to_lowercase();
+                if let Some(meant) = allowed.iter().find(|a| a.eq_ignore_ascii_case(given)) {
+                    message.push_str(&format!(" (values are case-sensitive: `{meant}`)"));
+                } else if let Some(meant) = allowed.iter().find(|a| {
+                    let a = a.to_lowercase();
+                    lower.starts_with(&a)
+                        || a.starts_with(&lower)
+                        || text::edit_distance(&a, &lower) <= 2
+                }) {
+                    message.push_str(&format!(" (did you mean `{meant}`?)"));
+                }
             }
             ("schema.enum", message)
         }
@@ -182,12 +215,20 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
                 format!("found {}; expected {expected} (format `{format}`)", found()),
             )
         }
-        ValidationErrorKind::Type { kind } => (
-            "schema.type",
-            format!("found {}; expected type {kind:?}", found())
-                .replace("Single(", "")
-                .replace(')', ""),
-        ),
+        ValidationErrorKind::Type { kind } => {
+            let expected = match kind {
+                jsonschema::error::TypeKind::Single(single) => single.to_string(),
+                jsonschema::error::TypeKind::Multiple(set) => set
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            (
+                "schema.type",
+                format!("found {}; expected a value of type {expected}", found()),
+            )
+        }
         other => (
             "schema.other",
             format!(

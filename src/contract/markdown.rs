@@ -141,7 +141,26 @@ impl Checker<'_> {
     }
 
     fn check(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
+        if self.document.trim().is_empty() {
+            // One finding says it all; listing every missing section would bury it.
+            findings.push(Violation::hard(
+                "markdown.empty",
+                Location::document(),
+                "the deliverable is empty: no document follows the reasoning",
+            ));
+            return;
+        }
         let headings = &self.outline.headings;
+        // Sections sit at the level of the first heading that names one, whatever the title.
+        let discovered_level = headings
+            .iter()
+            .find(|h| {
+                scaffold
+                    .sections
+                    .iter()
+                    .any(|s| heading_matches(&h.text, &s.heading, s.matching))
+            })
+            .map(|h| h.level);
         let (title, section_level) = match &scaffold.title {
             Some(spec) => {
                 let title = headings
@@ -165,22 +184,11 @@ impl Checker<'_> {
                             Location::document(),
                             format!("no title heading `{}`{first}", spec.text),
                         ));
-                        (None, 2)
+                        (None, discovered_level.unwrap_or(2))
                     }
                 }
             }
-            None => {
-                let level = headings
-                    .iter()
-                    .find(|h| {
-                        scaffold
-                            .sections
-                            .iter()
-                            .any(|s| heading_matches(&h.text, &s.heading, s.matching))
-                    })
-                    .map_or(2, |h| h.level);
-                (None, level)
-            }
+            None => (None, discovered_level.unwrap_or(2)),
         };
         let start = title.map_or(0, |t| t.offset);
         self.check_preamble(scaffold, title, section_level, findings);
@@ -190,6 +198,7 @@ impl Checker<'_> {
             range,
             section_level,
             scaffold.extra_sections,
+            None,
             findings,
         );
         self.check_trailing(scaffold, findings);
@@ -215,21 +224,25 @@ impl Checker<'_> {
                 .map_or(0, |h| h.offset),
         };
         // Without a scaffold title, a higher-level heading before the sections is the document's own title.
-        let own_titles: Vec<&Heading> = self
+        let own_titles: Vec<usize> = self
             .outline
             .headings
             .iter()
             .filter(|h| title.is_none() && h.offset < end && h.level < section_level)
+            .map(|h| h.offset)
             .collect();
-        let mut preamble = self.document[..end].to_owned();
-        for heading in own_titles.iter().rev() {
-            let line_end = self.document[heading.offset..]
-                .find('\n')
-                .map_or(self.document.len(), |i| heading.offset + i);
-            preamble.replace_range(heading.offset..line_end.min(end), "");
+        let mut first = None;
+        let mut pieces = Vec::new();
+        let mut offset = 0;
+        for line in self.document[..end].split_inclusive('\n') {
+            if !line.trim().is_empty() && !own_titles.contains(&offset) {
+                first.get_or_insert(offset);
+                pieces.push(line.trim());
+            }
+            offset += line.len();
         }
-        let preamble = preamble.trim();
-        if !preamble.is_empty() {
+        if let Some(first) = first {
+            let preamble = pieces.join("\n");
             let what = if title.is_some() {
                 "the title"
             } else {
@@ -239,11 +252,8 @@ impl Checker<'_> {
                 findings,
                 scaffold.preamble,
                 "markdown.preamble",
-                Location::line(
-                    (self.line)(self.document.len() - self.document.trim_start().len()),
-                    None,
-                ),
-                format!("text before {what}: \"{}\"", text::quote(preamble, 80)),
+                Location::line((self.line)(first), None),
+                format!("text before {what}: \"{}\"", text::quote(&preamble, 80)),
             );
         }
     }
@@ -256,20 +266,23 @@ impl Checker<'_> {
         range: Range<usize>,
         level: usize,
         extra: Strictness,
+        parent: Option<&Heading>,
         findings: &mut Vec<Violation>,
     ) -> Vec<(usize, &'h Heading, Range<usize>)> {
         let headings: Vec<&Heading> = self
             .outline
             .headings
             .iter()
-            .filter(|h| range.contains(&h.offset) && h.offset != range.start && h.level == level)
+            .filter(|h| range.contains(&h.offset) && h.level == level)
             .collect();
         let mut matched: Vec<(usize, &Heading, Range<usize>)> = Vec::new();
+        let mut unmatched: Vec<&Heading> = Vec::new();
         for heading in &headings {
             let Some(index) = specs
                 .iter()
                 .position(|s| heading_matches(&heading.text, &s.heading, s.matching))
             else {
+                unmatched.push(heading);
                 push(
                     findings,
                     extra,
@@ -290,6 +303,25 @@ impl Checker<'_> {
             matched.push((index, heading, self.section_range(heading, range.end)));
         }
         self.check_order(specs, &matched, findings);
+        let required = specs.iter().filter(|s| !s.optional).count();
+        if matched.is_empty() && required > 1 && parent.is_none() {
+            // Not one section: say so once, rather than once per section.
+            let bold = self.bold_lines();
+            let hint = if bold > 0 {
+                format!("; {bold} bold line(s) look like headings but are not")
+            } else {
+                String::new()
+            };
+            findings.push(Violation::hard(
+                "markdown.no-sections",
+                Location::document(),
+                format!(
+                    "none of the {required} sections was found: no level-{level} heading names one (expected `{}` first){hint}",
+                    specs[0].heading
+                ),
+            ));
+            return matched;
+        }
         for (index, spec) in specs.iter().enumerate() {
             if spec.optional || matched.iter().any(|(seen, _, _)| *seen == index) {
                 continue;
@@ -300,21 +332,67 @@ impl Checker<'_> {
                 .find(|s| !s.optional)
                 .map(|s| format!(" (expected after `{}`)", s.heading))
                 .unwrap_or_default();
-            let location = matched
+            let next = matched
                 .iter()
                 .filter(|(seen, _, _)| *seen > index)
-                .min_by_key(|(seen, _, _)| *seen)
-                .map_or_else(Location::document, |(_, heading, _)| self.at(heading));
+                .min_by_key(|(seen, _, _)| *seen);
+            let (location, end_note) = match (next, matched.last()) {
+                (Some((_, heading, _)), _) => (self.at(heading), String::new()),
+                // Nothing the scaffold puts later was written: the document stops short.
+                (None, Some((_, last, section))) => {
+                    let end = self.document[..section.end]
+                        .trim_end()
+                        .len()
+                        .saturating_sub(1);
+                    let note = if self.document[section.end..].trim().is_empty() {
+                        format!("; the document ends at line {}", (self.line)(end))
+                    } else {
+                        String::new()
+                    };
+                    (self.at_offset(end, Some(last)), note)
+                }
+                (None, None) => (
+                    parent.map_or_else(Location::document, |heading| self.at(heading)),
+                    String::new(),
+                ),
+            };
+            let near = unmatched
+                .iter()
+                .find(|h| near_miss(&h.text, &spec.heading))
+                .map(|h| {
+                    format!(
+                        "; did you mean `{}` (line {})?",
+                        h.text,
+                        (self.line)(h.offset)
+                    )
+                })
+                .unwrap_or_default();
             findings.push(Violation::hard(
                 "markdown.missing-section",
                 location,
-                format!("section `{}` is missing{after}", spec.heading),
+                format!(
+                    "section `{}` is missing{after}{end_note}{near}",
+                    spec.heading
+                ),
             ));
         }
         for (index, heading, section) in &matched {
             self.check_contents(&specs[*index], heading, section.clone(), findings);
         }
         matched
+    }
+
+    /// Lines that are nothing but bold text, which models write instead of headings.
+    fn bold_lines(&self) -> usize {
+        self.document
+            .lines()
+            .map(str::trim)
+            .filter(|line| {
+                line.len() > 4
+                    && line.starts_with("**")
+                    && line.trim_end_matches(':').ends_with("**")
+            })
+            .count()
     }
 
     /// The content of a section: up to the next heading at its level or above.
@@ -480,11 +558,11 @@ impl Checker<'_> {
                 let what = block
                     .language
                     .as_deref()
-                    .map_or("a".to_owned(), |l| format!("a `{l}`"));
+                    .map_or(String::new(), |l| format!("`{l}` "));
                 findings.push(Violation::hard(
                     "markdown.code-block",
                     self.at(heading),
-                    format!("no {what} code block in this section"),
+                    format!("no {what}code block in this section"),
                 ));
             }
         }
@@ -501,6 +579,7 @@ impl Checker<'_> {
                 range,
                 heading.level + 1,
                 Strictness::Allowed,
+                Some(heading),
                 findings,
             );
         }
@@ -520,7 +599,18 @@ impl Checker<'_> {
         let after_start = self.document[rule..]
             .find('\n')
             .map_or(self.document.len(), |i| rule + i + 1);
-        let after = self.document[after_start..].trim();
+        // Closing lines the scaffold asks for (`Environment:`) belong to the document.
+        let after: Vec<&str> = self.document[after_start..]
+            .lines()
+            .filter(|line| {
+                !scaffold
+                    .required_lines
+                    .iter()
+                    .any(|wanted| starts_line(line, wanted))
+            })
+            .collect();
+        let after = after.join("\n");
+        let after = after.trim();
         if !after.is_empty() {
             push(
                 findings,
@@ -537,13 +627,7 @@ impl Checker<'_> {
 
     fn check_required_lines(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
         for wanted in &scaffold.required_lines {
-            let wanted_folded = fold(wanted);
-            let present = self.document.lines().any(|line| {
-                let bare = line
-                    .trim_start()
-                    .trim_start_matches(['-', '*', '+', '_', ' ', '>']);
-                fold(&bare.replace(['*', '_'], "")).starts_with(&wanted_folded)
-            });
+            let present = self.document.lines().any(|line| starts_line(line, wanted));
             if !present {
                 findings.push(Violation::hard(
                     "markdown.required-line",
@@ -600,6 +684,33 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// Is `found` a heading someone meant as `wanted`: the same words but for a number or a
+/// small edit, or the same leading words?
+fn near_miss(found: &str, wanted: &str) -> bool {
+    let strip_number = |text: &str| {
+        let folded = fold(text);
+        folded
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.' || c == ')' || c == ' ')
+            .to_owned()
+    };
+    let (found, wanted) = (strip_number(found), strip_number(wanted));
+    if found.is_empty() || wanted.is_empty() {
+        return false;
+    }
+    let first_word = |text: &str| text.split(' ').next().unwrap_or("").to_owned();
+    found == wanted
+        || text::edit_distance(&found, &wanted) * 4 <= wanted.chars().count()
+        || (first_word(&found) == first_word(&wanted) && first_word(&wanted).len() >= 5)
+}
+
+/// Does `line` start with `wanted`, ignoring list markers, emphasis, spacing and case?
+fn starts_line(line: &str, wanted: &str) -> bool {
+    let bare = line
+        .trim_start()
+        .trim_start_matches(['-', '*', '+', '_', ' ', '>']);
+    fold(&bare.replace(['*', '_'], "")).starts_with(&fold(wanted))
 }
 
 fn heading_line(heading: &Heading) -> String {

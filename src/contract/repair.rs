@@ -72,6 +72,10 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
         return found;
     }
     for (start, _) in trimmed.match_indices('{').take(MAX_CANDIDATES) {
+        // An object nested in one that never closed is a fragment, not the reply.
+        if open_braces(&trimmed[..start]) > 0 {
+            continue;
+        }
         let mut stream = serde_json::Deserializer::from_str(&trimmed[start..]).into_iter::<Value>();
         let Some(Ok(value)) = stream.next() else {
             continue;
@@ -125,16 +129,41 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
         found.value = Some(value);
         return found;
     }
-    found.findings.push(Violation::hard(
-        "json.parse",
-        Location::document(),
+    let message = if whole_error.is_eof() {
+        format!(
+            "the JSON ends before it is complete (line {}, column {}); the reply looks cut off",
+            whole_error.line(),
+            whole_error.column()
+        )
+    } else {
         format!(
             "not valid JSON: {whole_error} (line {}, column {})",
             whole_error.line(),
             whole_error.column()
-        ),
-    ));
+        )
+    };
     found
+        .findings
+        .push(Violation::hard("json.parse", Location::document(), message));
+    found
+}
+
+/// How many `{` in `text` are still open, outside JSON strings.
+fn open_braces(text: &str) -> usize {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for ch in text.chars() {
+        match ch {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            '{' if !in_string => depth += 1,
+            '}' if !in_string => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    depth
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -239,6 +268,21 @@ mod tests {
         let found = find_json("{\"a\": 1,,}");
         assert_eq!(found.findings[0].rule, "json.parse");
         assert!(found.findings[0].message.contains("line 1"));
+        assert!(found.value.is_none());
+    }
+
+    #[test]
+    fn a_truncated_object_is_a_parse_error_not_its_nested_objects() {
+        let found = find_json("{\"a\": {\"b\": 1}, \"c\": \"cut of");
+        assert_eq!(
+            rules(&found),
+            [("json.parse", super::super::Severity::Hard)]
+        );
+        assert!(
+            found.findings[0].message.contains("cut off"),
+            "{}",
+            found.findings[0].message
+        );
         assert!(found.value.is_none());
     }
 

@@ -171,6 +171,22 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Add a finding about the reply itself (truncated, refused), updating the outcome.
+    pub fn add(&mut self, violation: Violation) {
+        match violation.severity {
+            Severity::Hard => {
+                self.violations.push(violation);
+                self.outcome = Outcome::Invalid;
+            }
+            Severity::Soft => self.warnings.push(violation),
+        }
+    }
+
+    /// A verdict of one finding on a reply with no deliverable to judge.
+    pub fn rejected(violation: Violation) -> Verdict {
+        Verdict::new(vec![violation], Vec::new(), String::new(), false)
+    }
+
     /// Sort findings into a verdict. `declined` says whether the deliverable is a refusal.
     pub(crate) fn new(
         findings: Vec<Violation>,

@@ -243,14 +243,26 @@ impl State<'_> {
             let budget = spec.budget_bytes.unwrap_or(self.limits.tree_budget_bytes);
             return match walk_tree(path, budget, self.limits.tree_max_file_bytes) {
                 Ok(tree) => {
-                    if !tree.omitted.is_empty() {
+                    // Binaries, links and secret files are always left out; a file cut for
+                    // size or encoding is content the model will miss, worth a warning.
+                    let notable: Vec<String> = tree
+                        .omitted
+                        .iter()
+                        .filter(|o| o.reason.is_notable())
+                        .map(|o| format!("`{}` ({})", o.path, o.reason.describe()))
+                        .collect();
+                    if !notable.is_empty() {
                         self.warnings.push(format!(
-                            "`{}`: {} file(s) left out of `{}` (budget {}); the prompt lists them",
+                            "`{}`: {} file(s) of `{}` left out of the prompt (budget {}): {}",
                             spec.name,
-                            tree.omitted.len(),
+                            notable.len(),
                             path.display(),
-                            crate::text::bytes(budget)
+                            crate::text::bytes(budget),
+                            notable.join(", ")
                         ));
+                    }
+                    for omission in &tree.omitted {
+                        tracing::debug!(input = %spec.name, path = %omission.path, reason = ?omission.reason, "left out of the tree");
                     }
                     let origin = Origin::Tree {
                         path: path.to_owned(),
@@ -362,6 +374,7 @@ impl State<'_> {
     }
 
     fn bind(&mut self, spec: &InputSpec, value: InputValue, level: Level, described: String) {
+        tracing::debug!(input = %spec.name, from = %described, bytes = value.text.len(), "bound");
         match self.values.get(&spec.name) {
             Some(existing) if existing.level == level && level != Level::Flag => {
                 self.problems.push(InputProblem::Ambiguous {

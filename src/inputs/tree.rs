@@ -57,7 +57,19 @@ pub enum OmitReason {
 }
 
 impl OmitReason {
-    fn describe(&self) -> String {
+    /// Is this content the model will miss (not a file nobody would want in a prompt)?
+    pub fn is_notable(&self) -> bool {
+        matches!(
+            self,
+            OmitReason::TooLarge(_)
+                | OmitReason::OverBudget(_)
+                | OmitReason::NotUtf8
+                | OmitReason::Unreadable
+        )
+    }
+
+    /// The reason, for people.
+    pub fn describe(&self) -> String {
         match self {
             OmitReason::Binary => "binary".into(),
             OmitReason::NotUtf8 => "not UTF-8".into(),

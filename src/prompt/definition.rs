@@ -186,6 +186,21 @@ impl Prompt {
         self.inputs.iter().find(|spec| spec.answers_to(name))
     }
 
+    /// Does the body ask for a reasoning block in the reply text (`<release_planning>`)? Such
+    /// an agent cannot have its output constrained to JSON by the server.
+    pub fn expects_reasoning_block(&self) -> bool {
+        self.reasoning_tag_in_body().is_some()
+    }
+
+    /// The reasoning tag the body asks for, if it names one.
+    pub fn reasoning_tag_in_body(&self) -> Option<&str> {
+        let body = self.body().to_ascii_lowercase();
+        self.reasoning_tags
+            .iter()
+            .find(|tag| body.contains(&format!("<{}>", tag.to_ascii_lowercase())))
+            .map(String::as_str)
+    }
+
     /// Placeholder-looking text left for the model to fill, such as `{DATE}`.
     pub fn literal_placeholders(&self) -> BTreeSet<String> {
         dialect::literal_placeholders(self.body(), &self.slots)

@@ -1,0 +1,97 @@
+//! Flags that choose and tune the model, shared by `run`, `config` and later commands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::error::Error;
+use crate::project::Project;
+use crate::prompt::ModelDefaults;
+use crate::settings::{self, Layer, Settings};
+
+/// Model flags. Unset flags fall back to the environment, `agent.toml`, the agent's defaults.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ModelArgs {
+    /// The model name.
+    #[arg(long, value_name = "NAME", help_heading = "Model")]
+    pub model: Option<String>,
+    /// An OpenAI-compatible base URL (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM), e.g. `http://127.0.0.1:11434/v1`.
+    #[arg(long, value_name = "URL", help_heading = "Model")]
+    pub base_url: Option<String>,
+    /// A profile of `agent.toml`.
+    #[arg(long, value_name = "NAME", help_heading = "Model")]
+    pub profile: Option<String>,
+    /// Sampling temperature.
+    #[arg(long, help_heading = "Model")]
+    pub temperature: Option<f32>,
+    /// Reply token limit per attempt.
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_tokens: Option<u32>,
+    /// Sampling seed, for servers that honour it.
+    #[arg(long, help_heading = "Model")]
+    pub seed: Option<i64>,
+    /// Nucleus sampling.
+    #[arg(long, help_heading = "Model")]
+    pub top_p: Option<f32>,
+    /// Per-request timeout in seconds [default: 600].
+    #[arg(long, value_name = "SECS", help_heading = "Model")]
+    pub timeout: Option<f64>,
+    /// Transport retries after the first try, for 408/409/429/5xx, connection errors and timeouts [default: 2].
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_retries: Option<u32>,
+    /// The longest wait a server's Retry-After is honoured for, in seconds; a longer one fails at once [default: 60].
+    #[arg(long, value_name = "SECS", help_heading = "Model")]
+    pub max_retry_wait: Option<f64>,
+}
+
+impl ModelArgs {
+    fn layer(&self) -> Layer {
+        Layer {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            top_p: self.top_p,
+            timeout_secs: self.timeout,
+            max_retries: self.max_retries,
+            max_retry_wait_secs: self.max_retry_wait,
+            api_key_env: None,
+        }
+    }
+
+    /// Resolve the settings for an agent with `defaults`, in `project`.
+    pub fn settings(
+        &self,
+        project: &Project,
+        defaults: &ModelDefaults,
+        recording_model: Option<&str>,
+    ) -> Result<Settings, Error> {
+        let config = settings::load_config(&project.root)?;
+        let env = |name: &str| std::env::var(name).ok();
+        Ok(settings::resolve(&settings::Inputs {
+            flags: &self.layer(),
+            profile_flag: self.profile.as_deref(),
+            env: &env,
+            config: config.as_ref(),
+            agent: defaults,
+            recording_model,
+        })?)
+    }
+}
+
+/// `--record` and `--replay`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RecordArgs {
+    /// Save each exchange to FILE, keyed by its request (never the key).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "replay",
+        help_heading = "Recording"
+    )]
+    pub record: Option<PathBuf>,
+    /// Answer every request from FILE only; a request it does not hold is an error.
+    #[arg(long, value_name = "FILE", help_heading = "Recording")]
+    pub replay: Option<PathBuf>,
+}

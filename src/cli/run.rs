@@ -1,0 +1,246 @@
+//! `agent run`: gather, render, call the model, judge, re-ask; deliverable to stdout.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::args::InputArgs;
+use super::model_args::{ModelArgs, RecordArgs};
+use crate::artifacts::RunFolder;
+use crate::error::Error;
+use crate::exit::Status;
+use crate::model::{ModelClient, OpenAiClient, Pacer, Recorder, Replayer};
+use crate::project::{Agent, Project};
+use crate::runner::{ResponseFormat, Run, RunError, RunOptions, RunOutcome, RunReport};
+
+/// `agent run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent.
+    pub agent: String,
+    /// Input sources.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Model choice and parameters.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Recording.
+    #[command(flatten)]
+    pub recording: RecordArgs,
+    /// Attempts in all: a reply that breaks the contract is re-asked with its violations.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
+    /// Stop before an attempt that would take the run over this many tokens.
+    #[arg(long, value_name = "N")]
+    pub max_total_tokens: Option<u64>,
+    /// For JSON agents: ask the server to constrain the reply (`json-schema` sends the agent's schema).
+    #[arg(long, value_enum, default_value = "none")]
+    pub response_format: ResponseFormat,
+    /// One JSON envelope on stdout (outcome, deliverable, attempts, violations, usage, run folder).
+    #[arg(long)]
+    pub json: bool,
+    /// The run folder [default: .agent/runs/<time>-<agent>-<id> in the project].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Result<Status, Error> {
+    let agent = project.load(&args.agent)?;
+    let sources = args.inputs.sources()?;
+    let gathered = crate::inputs::gather(&agent.prompt, &sources, &args.inputs.limits())?;
+    for warning in &gathered.warnings {
+        tracing::warn!("{warning}");
+    }
+    let replayer = match &args.recording.replay {
+        Some(path) => Some(Replayer::load(path)?),
+        None => None,
+    };
+    let recording_model = replayer.as_ref().and_then(|r| r.recording().model());
+    let settings = args
+        .model
+        .settings(project, &agent.prompt.defaults, recording_model)?;
+    let model = settings.model()?.to_owned();
+    let client: Box<dyn ModelClient> = match (replayer, &args.recording.record) {
+        (Some(replayer), _) => Box::new(replayer),
+        (None, record) => {
+            let live = OpenAiClient::new(settings.endpoint(), Arc::new(Pacer::new()))?;
+            match record {
+                Some(path) => Box::new(Recorder::new(live, path)?),
+                None => Box::new(live),
+            }
+        }
+    };
+    let folder = match &args.out {
+        Some(dir) => RunFolder::at(dir),
+        None => RunFolder::create_in(
+            &project.root.join(".agent").join("runs"),
+            &agent.prompt.name,
+        ),
+    }
+    .map_err(|source| Error::Io {
+        action: "create",
+        path: args
+            .out
+            .clone()
+            .unwrap_or_else(|| project.root.join(".agent/runs")),
+        source,
+    })?;
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let outcome = crate::runner::run(
+        client.as_ref(),
+        Run {
+            agent: &agent,
+            inputs: &gathered.inputs,
+            model,
+            temperature: settings.temperature.as_ref().map(|t| t.value),
+            max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
+            seed: settings.seed.as_ref().map(|t| t.value),
+            top_p: settings.top_p.as_ref().map(|t| t.value),
+            options: RunOptions {
+                attempts: args.attempts,
+                max_total_tokens: args.max_total_tokens,
+                response_format: args.response_format,
+            },
+            folder: Some(folder),
+            cancel,
+        },
+    )
+    .await;
+    watcher.abort();
+    match outcome {
+        Ok(report) => {
+            if !quiet {
+                eprint!("{}", summary(&agent, &report));
+            }
+            print_stdout(&agent, &report, args.json);
+            Ok(report.outcome.status())
+        }
+        Err(RunError::Model { error, report }) => {
+            if !quiet {
+                eprint!("{}", summary(&agent, &report));
+            }
+            if args.json {
+                print_stdout(&agent, &report, true);
+            }
+            Err(Error::Run(RunError::Model { error, report }))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// The deliverable alone, or the envelope. Nothing at all for a violated or stopped run
+/// without `--json`, so no partial output is ever mistaken for a result.
+fn print_stdout(agent: &Agent, report: &RunReport, as_json: bool) {
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let deliverable = report.deliverable.as_ref().map(|text| {
+            if agent.contract.json_schema().is_some() {
+                serde_json::from_str(text).unwrap_or_else(|_| json!(text))
+            } else {
+                json!(text)
+            }
+        });
+        let envelope = json!({
+            "outcome": report.outcome,
+            "agent": report.agent,
+            "model": report.model,
+            "deliverable": deliverable,
+            "reasoning_path": report.folder.as_ref().filter(|_| !report.reasoning.is_empty()).map(|f| f.join("reasoning.md")),
+            "attempts": report.attempts.len(),
+            "violations": report.last_violations(),
+            "usage": report.usage,
+            "elapsed_ms": report.elapsed_ms,
+            "stop_reason": report.stop_reason,
+            "error": report.error,
+            "run_folder": report.folder,
+        });
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&envelope).unwrap_or_default()
+        );
+    } else if let Some(deliverable) = &report.deliverable {
+        let _ = out.write_all(deliverable.as_bytes());
+        if !deliverable.ends_with('\n') {
+            let _ = out.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// The report for people, on stderr: outcome, each attempt, the run folder.
+fn summary(agent: &Agent, report: &RunReport) -> String {
+    let mut text = String::new();
+    let outcome = match report.outcome {
+        RunOutcome::Valid => "valid",
+        RunOutcome::Declined => "declined (insufficient context)",
+        RunOutcome::Violated => "contract still violated",
+        RunOutcome::ModelError => "model error",
+        RunOutcome::Interrupted => "interrupted",
+    };
+    let attempts = report.attempts.len();
+    let _ = writeln!(
+        text,
+        "{}: {outcome} after {attempts} attempt{} · {} tokens · {:.1} s",
+        agent.prompt.name,
+        if attempts == 1 { "" } else { "s" },
+        report.usage.total_tokens,
+        report.elapsed_ms as f64 / 1000.0
+    );
+    let last = report.attempts.len();
+    for attempt in &report.attempts {
+        let state = match attempt.outcome {
+            crate::contract::Outcome::Valid => "valid".to_owned(),
+            crate::contract::Outcome::Declined => "declined".to_owned(),
+            crate::contract::Outcome::Invalid if (attempt.number as usize) < last => {
+                format!("{} violation(s), re-asked", attempt.violations.len())
+            }
+            crate::contract::Outcome::Invalid => {
+                format!("{} violation(s)", attempt.violations.len())
+            }
+        };
+        let retries = if attempt.retries > 0 {
+            format!(
+                ", {} transport retr{}",
+                attempt.retries,
+                if attempt.retries == 1 { "y" } else { "ies" }
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            text,
+            "  attempt {}: {state} ({} ms{retries})",
+            attempt.number, attempt.model_ms
+        );
+        for violation in &attempt.violations {
+            let _ = writeln!(text, "    {violation}");
+        }
+    }
+    if let Some(reason) = &report.stop_reason {
+        let _ = writeln!(text, "  {reason}");
+    }
+    if let Some(folder) = &report.folder {
+        let _ = writeln!(text, "  run folder: {}", shorten(folder).display());
+    }
+    text
+}
+
+/// `folder` relative to the current directory when it is below it.
+fn shorten(folder: &Path) -> PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| folder.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| folder.to_owned())
+}

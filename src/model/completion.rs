@@ -1,0 +1,196 @@
+//! [`Completion`]: a chat completion read leniently, so that servers which are not OpenAI
+//! (vLLM, Ollama, llama.cpp, LiteLLM) are understood: `usage`, `created` and `object` may be
+//! missing, `finish_reason` may be `eos`, empty or null, content may be null or a list of parts,
+//! and reasoning may come in `reasoning_content` or `reasoning`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::error::ModelError;
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FinishReason {
+    /// It finished (`stop`, or `eos` from llama.cpp and vLLM).
+    Stop,
+    /// It hit the token limit: the reply is truncated.
+    Length,
+    /// A content filter stopped it.
+    ContentFilter,
+    /// Something else the server named.
+    Other(String),
+    /// The server did not say (null or empty).
+    Unknown,
+}
+
+impl FinishReason {
+    fn parse(value: Option<&Value>) -> FinishReason {
+        match value.and_then(Value::as_str).map(str::trim) {
+            None | Some("") => FinishReason::Unknown,
+            Some("stop" | "eos" | "end_turn" | "stop_sequence") => FinishReason::Stop,
+            Some("length" | "max_tokens") => FinishReason::Length,
+            Some("content_filter") => FinishReason::ContentFilter,
+            Some(other) => FinishReason::Other(other.to_owned()),
+        }
+    }
+}
+
+/// Token counts, when the server reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Reply tokens.
+    pub completion_tokens: u64,
+    /// Their sum, as the server counts it.
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// Add another attempt's usage.
+    pub fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+}
+
+/// One completion.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Completion {
+    /// The reply text; empty when the server sent null.
+    pub content: String,
+    /// Reasoning the server returned in its own field.
+    pub reasoning: Option<String>,
+    /// A refusal the server returned instead of content.
+    pub refusal: Option<String>,
+    /// Why the model stopped.
+    pub finish_reason: FinishReason,
+    /// Token counts, if reported.
+    pub usage: Option<Usage>,
+    /// The model that answered, if reported.
+    pub model: Option<String>,
+    /// The response body as received.
+    pub raw: Value,
+    /// Transport retries before this answer.
+    pub retries: u32,
+}
+
+impl Completion {
+    /// Read a response body.
+    pub fn from_response(raw: Value) -> Result<Completion, ModelError> {
+        let choice = raw
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|choices| choices.first())
+            .ok_or_else(|| ModelError::EmptyChoices {
+                body: crate::text::clip(&raw.to_string(), 300),
+            })?;
+        let message = choice.get("message").unwrap_or(&Value::Null);
+        let content = text_of(message.get("content"));
+        let reasoning = ["reasoning_content", "reasoning"]
+            .iter()
+            .find_map(|key| message.get(*key).and_then(Value::as_str))
+            .filter(|text| !text.trim().is_empty())
+            .map(str::to_owned);
+        let refusal = message
+            .get("refusal")
+            .and_then(Value::as_str)
+            .filter(|text| !text.trim().is_empty())
+            .map(str::to_owned);
+        let usage = raw.get("usage").filter(|u| u.is_object()).map(|u| {
+            let count = |key: &str| u.get(key).and_then(Value::as_u64).unwrap_or(0);
+            let (prompt, completion) = (count("prompt_tokens"), count("completion_tokens"));
+            Usage {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: u
+                    .get("total_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(prompt + completion),
+            }
+        });
+        Ok(Completion {
+            content,
+            reasoning,
+            refusal,
+            finish_reason: FinishReason::parse(choice.get("finish_reason")),
+            usage,
+            model: raw.get("model").and_then(Value::as_str).map(str::to_owned),
+            raw: raw.clone(),
+            retries: 0,
+        })
+    }
+}
+
+/// Content as a string, a list of text parts, or null.
+fn text_of(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|part| {
+                part.get("text")
+                    .and_then(Value::as_str)
+                    .or_else(|| part.as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(""),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_minimal_server_reply_is_understood() {
+        let completion = Completion::from_response(json!({
+            "choices": [{"message": {"content": "hi"}, "finish_reason": "eos"}]
+        }))
+        .expect("reads");
+        assert_eq!(completion.content, "hi");
+        assert_eq!(completion.finish_reason, FinishReason::Stop);
+        assert_eq!(completion.usage, None);
+    }
+
+    #[test]
+    fn null_content_empty_finish_reason_and_reasoning_fields() {
+        for key in ["reasoning_content", "reasoning"] {
+            let completion = Completion::from_response(json!({
+                "choices": [{"message": {"content": null, key: "thinking"}, "finish_reason": ""}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 4}
+            }))
+            .expect("reads");
+            assert_eq!(completion.content, "");
+            assert_eq!(completion.reasoning.as_deref(), Some("thinking"));
+            assert_eq!(completion.finish_reason, FinishReason::Unknown);
+            assert_eq!(completion.usage.map(|u| u.total_tokens), Some(7));
+        }
+    }
+
+    #[test]
+    fn content_parts_are_joined_and_length_is_truncation() {
+        let completion = Completion::from_response(json!({
+            "choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}, "finish_reason": "length"}]
+        }))
+        .expect("reads");
+        assert_eq!(completion.content, "ab");
+        assert_eq!(completion.finish_reason, FinishReason::Length);
+    }
+
+    #[test]
+    fn empty_choices_are_an_error() {
+        assert!(matches!(
+            Completion::from_response(json!({"choices": []})),
+            Err(ModelError::EmptyChoices { .. })
+        ));
+        assert!(matches!(
+            Completion::from_response(json!({"object": "chat.completion"})),
+            Err(ModelError::EmptyChoices { .. })
+        ));
+    }
+}

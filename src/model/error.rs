@@ -1,0 +1,136 @@
+//! Errors from the model stage.
+
+use std::time::Duration;
+
+use miette::Diagnostic;
+
+/// A model call that failed for good (after the transport retries allowed).
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum ModelError {
+    /// The server answered with an error status.
+    #[error("the model endpoint answered {status}{}: {message}", retried(*retries))]
+    #[diagnostic(code(agent::model::status))]
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// The server's message, redacted and shortened.
+        message: String,
+        /// Retries made before giving up.
+        retries: u32,
+        /// Advice.
+        #[help]
+        hint: Option<String>,
+    },
+
+    /// The server asked to wait longer than we are willing to.
+    #[error("the model endpoint answered {status} and asked to retry after {}, over the {} cap", secs(*wait), secs(*cap))]
+    #[diagnostic(
+        code(agent::model::retry_after),
+        help("raise the cap with --max-retry-wait, or try again later")
+    )]
+    RetryAfterTooLong {
+        /// HTTP status code.
+        status: u16,
+        /// What the server asked for.
+        wait: Duration,
+        /// Our cap.
+        cap: Duration,
+    },
+
+    /// No connection could be made, or it broke.
+    #[error("cannot reach the model endpoint `{url}`{}: {message}", retried(*retries))]
+    #[diagnostic(
+        code(agent::model::connect),
+        help("check --base-url (or OPENAI_BASE_URL) and that the server is running")
+    )]
+    Connect {
+        /// The base URL.
+        url: String,
+        /// What failed.
+        message: String,
+        /// Retries made before giving up.
+        retries: u32,
+    },
+
+    /// The request took longer than the timeout.
+    #[error("the model endpoint did not answer within {}{}", secs(*timeout), retried(*retries))]
+    #[diagnostic(
+        code(agent::model::timeout),
+        help("raise --timeout for slow models or long replies")
+    )]
+    Timeout {
+        /// The per-request timeout.
+        timeout: Duration,
+        /// Retries made before giving up.
+        retries: u32,
+    },
+
+    /// The response body is not a chat completion.
+    #[error("the model endpoint sent a response that is not a chat completion: {message}")]
+    #[diagnostic(code(agent::model::bad_response))]
+    BadResponse {
+        /// What is wrong, with the start of the body.
+        message: String,
+    },
+
+    /// The completion has no choices.
+    #[error("the model endpoint sent a completion with no choices: {body}")]
+    #[diagnostic(code(agent::model::empty_choices))]
+    EmptyChoices {
+        /// The start of the body.
+        body: String,
+    },
+
+    /// A replayed request has no recording.
+    #[error("no recorded reply for this request: the recording `{path}` is stale\n{difference}")]
+    #[diagnostic(
+        code(agent::model::stale_recording),
+        help(
+            "record it again with --record against a live endpoint, or restore the prompt and inputs it was recorded with"
+        )
+    )]
+    StaleRecording {
+        /// The recording file.
+        path: String,
+        /// What differs from the closest recorded request.
+        difference: String,
+    },
+
+    /// A recording file cannot be read or written.
+    #[error("recording `{path}`: {message}")]
+    #[diagnostic(code(agent::model::recording))]
+    Recording {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl ModelError {
+    /// Whether this error is the user's to fix (a stale or unreadable recording) rather than
+    /// the endpoint's.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ModelError::StaleRecording { .. } | ModelError::Recording { .. }
+        )
+    }
+}
+
+fn retried(retries: u32) -> String {
+    match retries {
+        0 => String::new(),
+        1 => " after 1 retry".to_owned(),
+        n => format!(" after {n} retries"),
+    }
+}
+
+fn secs(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs >= 1.0 && secs.fract() == 0.0 {
+        format!("{secs:.0} s")
+    } else {
+        format!("{secs:.1} s")
+    }
+}

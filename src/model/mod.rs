@@ -1,0 +1,28 @@
+//! Stage 4, call a model: any OpenAI-compatible chat completions endpoint, through
+//! async-openai with our own lenient request and response types, plus record and replay.
+//!
+//! Transport reliability follows the official OpenAI SDKs: 408, 409, 429 (except an exhausted
+//! quota) and 5xx are retried, as are connection errors and timeouts; `retry-after-ms` and
+//! `Retry-After` are honoured up to a cap and a longer wait fails at once; otherwise the wait
+//! is exponential backoff with jitter. A 429 slows every request sharing the [`Pacer`].
+
+mod client;
+mod completion;
+mod error;
+mod fake;
+mod openai;
+mod pacer;
+mod recording;
+mod request;
+mod retry;
+mod transport;
+
+pub use client::{ModelClient, ModelFuture};
+pub use completion::{Completion, FinishReason, Usage};
+pub use error::ModelError;
+pub use fake::FakeClient;
+pub use openai::{Endpoint, OpenAiClient};
+pub use pacer::Pacer;
+pub use recording::{Exchange, Recorder, Recording, Replayer, key_of};
+pub use request::{ChatRequest, Message, Role};
+pub use retry::RetryPolicy;

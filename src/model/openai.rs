@@ -1,0 +1,307 @@
+//! [`OpenAiClient`]: chat completions against any OpenAI-compatible base URL, through
+//! async-openai's bring-your-own-types calls, with our transport and retry loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_openai::config::Config;
+use async_openai::error::OpenAIError;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::client::{ModelClient, ModelFuture};
+use super::completion::Completion;
+use super::error::ModelError;
+use super::pacer::Pacer;
+use super::request::ChatRequest;
+use super::retry::{self, RetryPolicy};
+use super::transport::{StatusFailure, Transport};
+
+/// Where and how to reach an endpoint.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The base URL (`https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`).
+    pub base_url: String,
+    /// The API key; none for local servers that need none.
+    pub api_key: Option<SecretString>,
+    /// The per-request timeout.
+    pub timeout: Duration,
+    /// The transport retry policy.
+    pub retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+/// async-openai configuration that sends a key only when there is one.
+#[derive(Clone)]
+struct EndpointConfig {
+    base_url: String,
+    api_key: SecretString,
+}
+
+impl Config for EndpointConfig {
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let key = self.api_key.expose_secret();
+        if !key.is_empty()
+            && let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {key}"))
+        {
+            // Sensitive values print as `Sensitive` in every Debug output, trace logs included.
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        headers
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.trim_end_matches('/'))
+    }
+
+    fn query(&self) -> Vec<(&str, &str)> {
+        Vec::new()
+    }
+
+    fn api_base(&self) -> &str {
+        &self.base_url
+    }
+
+    fn api_key(&self) -> &SecretString {
+        &self.api_key
+    }
+}
+
+/// A live OpenAI-compatible endpoint.
+pub struct OpenAiClient {
+    client: async_openai::Client<EndpointConfig>,
+    endpoint: Endpoint,
+    pacer: Arc<Pacer>,
+}
+
+impl OpenAiClient {
+    /// A client for `endpoint`; requests wait on `pacer`, which may be shared.
+    pub fn new(endpoint: Endpoint, pacer: Arc<Pacer>) -> Result<OpenAiClient, ModelError> {
+        // The whole-request timeout is ours (around each try), so it reads as a timeout.
+        let http = reqwest::Client::builder()
+            .connect_timeout(endpoint.timeout.min(Duration::from_secs(30)))
+            .build()
+            .map_err(|error| ModelError::Connect {
+                url: endpoint.base_url.clone(),
+                message: error.to_string(),
+                retries: 0,
+            })?;
+        let config = EndpointConfig {
+            base_url: endpoint.base_url.clone(),
+            api_key: endpoint
+                .api_key
+                .clone()
+                .unwrap_or_else(|| SecretString::from("")),
+        };
+        let client =
+            async_openai::Client::with_config(config).with_http_service(Transport::new(http));
+        Ok(OpenAiClient {
+            client,
+            endpoint,
+            pacer,
+        })
+    }
+
+    async fn complete_with_retries(&self, request: &ChatRequest) -> Result<Completion, ModelError> {
+        let mut retries = 0;
+        loop {
+            self.pacer.ready().await;
+            let started = Instant::now();
+            let chat = self.client.chat();
+            let call = chat.create_byot::<_, Value>(request);
+            let failure = match tokio::time::timeout(self.endpoint.timeout, call).await {
+                Ok(Ok(body)) => {
+                    tracing::debug!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        retries,
+                        "completion received"
+                    );
+                    let mut completion = Completion::from_response(body)?;
+                    completion.retries = retries;
+                    return Ok(completion);
+                }
+                Ok(Err(error)) => self.classify(error, retries),
+                Err(_) => Failure::retryable(ModelError::Timeout {
+                    timeout: self.endpoint.timeout,
+                    retries,
+                }),
+            };
+            let policy = &self.endpoint.retry;
+            if !failure.retry || retries >= policy.max_retries {
+                return Err(failure.error);
+            }
+            let wait = match failure.requested_wait {
+                Some(wait) if wait > policy.max_retry_wait => {
+                    return Err(ModelError::RetryAfterTooLong {
+                        status: failure.status.unwrap_or(0),
+                        wait,
+                        cap: policy.max_retry_wait,
+                    });
+                }
+                Some(wait) => wait,
+                None => policy.backoff(retries),
+            };
+            if failure.status == Some(429) {
+                self.pacer.hold(wait);
+            }
+            tracing::warn!(
+                "{}; retrying in {:.1} s ({} of {})",
+                failure.error,
+                wait.as_secs_f64(),
+                retries + 1,
+                policy.max_retries
+            );
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    fn classify(&self, error: OpenAIError, retries: u32) -> Failure {
+        match error {
+            OpenAIError::Boxed(boxed) => match boxed.downcast::<StatusFailure>() {
+                Ok(status) => self.status_failure(*status, retries),
+                Err(other) => Failure::fatal(ModelError::BadResponse {
+                    message: self.redact(&other.to_string()),
+                }),
+            },
+            OpenAIError::Reqwest(error) => Failure::retryable(ModelError::Connect {
+                url: self.endpoint.base_url.clone(),
+                message: self.redact(&error_chain(&error)),
+                retries,
+            }),
+            OpenAIError::JSONDeserialize(error, content) => {
+                Failure::fatal(ModelError::BadResponse {
+                    message: format!(
+                        "{error}; the body starts `{}`",
+                        crate::text::quote(&self.redact(&content), 120)
+                    ),
+                })
+            }
+            other => Failure::fatal(ModelError::BadResponse {
+                message: self.redact(&other.to_string()),
+            }),
+        }
+    }
+
+    fn status_failure(&self, failure: StatusFailure, retries: u32) -> Failure {
+        let body = self.redact(&failure.body);
+        let retry = failure
+            .should_retry
+            .unwrap_or_else(|| retry::is_retryable(failure.status, &body));
+        let message = error_message(&body);
+        let hint = match failure.status {
+            401 | 403 => Some(
+                "check the API key: OPENAI_API_KEY, or the profile's api_key_env in agent.toml"
+                    .into(),
+            ),
+            404 => Some(
+                "check --model and --base-url (an OpenAI-compatible base URL usually ends in /v1)"
+                    .into(),
+            ),
+            429 if body.contains("insufficient_quota") => {
+                Some("the account's quota is exhausted; waiting will not help".into())
+            }
+            _ => None,
+        };
+        Failure {
+            retry,
+            requested_wait: failure.requested_wait,
+            status: Some(failure.status),
+            error: ModelError::Status {
+                status: failure.status,
+                message,
+                retries,
+                hint,
+            },
+        }
+    }
+
+    /// Remove the API key from text that came back from the server.
+    fn redact(&self, text: &str) -> String {
+        match &self.endpoint.api_key {
+            Some(key) if !key.expose_secret().is_empty() => {
+                text.replace(key.expose_secret(), "[redacted]")
+            }
+            _ => text.to_owned(),
+        }
+    }
+}
+
+impl ModelClient for OpenAiClient {
+    fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
+        Box::pin(self.complete_with_retries(request))
+    }
+
+    fn describe(&self) -> String {
+        self.endpoint.base_url.clone()
+    }
+}
+
+/// One failed try, and whether another is worth making.
+struct Failure {
+    retry: bool,
+    requested_wait: Option<Duration>,
+    status: Option<u16>,
+    error: ModelError,
+}
+
+impl Failure {
+    fn retryable(error: ModelError) -> Failure {
+        Failure {
+            retry: true,
+            requested_wait: None,
+            status: None,
+            error,
+        }
+    }
+
+    fn fatal(error: ModelError) -> Failure {
+        Failure {
+            retry: false,
+            ..Failure::retryable(error)
+        }
+    }
+}
+
+/// The server's error message: `error.message` of a JSON body, else the body's start.
+fn error_message(body: &str) -> String {
+    let from_json = serde_json::from_str::<Value>(body).ok().and_then(|value| {
+        value
+            .pointer("/error/message")
+            .or_else(|| value.get("message"))
+            .or_else(|| value.get("error"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let message = from_json.unwrap_or_else(|| body.trim().to_owned());
+    if message.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        crate::text::quote(&message, 300)
+    }
+}
+
+/// An error and its sources on one line: reqwest's own message hides the cause.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

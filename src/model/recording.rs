@@ -1,0 +1,293 @@
+//! Record and replay: each exchange saved keyed by its request, so runs, evals and tests work
+//! offline and deterministically. A replayed request with no recording is an error that says
+//! the recording is stale and what differs, never a silent fallback to a live call.
+//!
+//! A recording is a JSON file: `{"version": 1, "exchanges": [{"key", "request", "response"}]}`.
+//! The request is the body we sent (no headers, so never a key); the response is the body
+//! the server answered.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::client::{ModelClient, ModelFuture};
+use super::completion::Completion;
+use super::error::ModelError;
+use super::request::{ChatRequest, canonical};
+
+const VERSION: u32 = 1;
+
+/// A recording file's content.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Recording {
+    /// The format version.
+    pub version: u32,
+    /// The exchanges, in the order they were made.
+    pub exchanges: Vec<Exchange>,
+}
+
+/// One request and the response it got.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exchange {
+    /// The SHA-256 of the request's canonical JSON.
+    pub key: String,
+    /// The request body.
+    pub request: ChatRequest,
+    /// The response body.
+    pub response: Value,
+}
+
+/// The key of a request.
+pub fn key_of(request: &ChatRequest) -> String {
+    Sha256::digest(request.canonical_json().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Recording {
+    /// Read a recording file.
+    pub fn load(path: &Path) -> Result<Recording, ModelError> {
+        let error = |message: String| ModelError::Recording {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let recording: Recording = serde_json::from_str(&text).map_err(|e| error(e.to_string()))?;
+        if recording.version != VERSION {
+            return Err(error(format!(
+                "version {} is not {VERSION}",
+                recording.version
+            )));
+        }
+        Ok(recording)
+    }
+
+    /// The model of every exchange, when they all agree.
+    pub fn model(&self) -> Option<&str> {
+        let mut models = self.exchanges.iter().map(|e| e.request.model.as_str());
+        let first = models.next()?;
+        models.all(|m| m == first).then_some(first)
+    }
+
+    /// The response recorded for `request`.
+    pub fn find(&self, request: &ChatRequest) -> Option<&Value> {
+        let key = key_of(request);
+        self.exchanges
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| &e.response)
+    }
+
+    /// What differs between `request` and the closest recorded request, for a stale-recording
+    /// message: the model and parameters, then the first differing message and where.
+    pub fn difference(&self, request: &ChatRequest) -> String {
+        let closest = self
+            .exchanges
+            .iter()
+            .max_by_key(|e| common_prefix(&e.request, request));
+        let Some(recorded) = closest.map(|e| &e.request) else {
+            return "the recording holds no exchanges".into();
+        };
+        let mut lines = Vec::new();
+        let mut param = |name: &str, was: String, now: String| {
+            if was != now {
+                lines.push(format!("- {name}: recorded {was}, now {now}"));
+            }
+        };
+        param("model", recorded.model.clone(), request.model.clone());
+        param(
+            "temperature",
+            format!("{:?}", recorded.temperature),
+            format!("{:?}", request.temperature),
+        );
+        param(
+            "top_p",
+            format!("{:?}", recorded.top_p),
+            format!("{:?}", request.top_p),
+        );
+        param(
+            "max_tokens",
+            format!("{:?}", recorded.max_tokens),
+            format!("{:?}", request.max_tokens),
+        );
+        param(
+            "seed",
+            format!("{:?}", recorded.seed),
+            format!("{:?}", request.seed),
+        );
+        param(
+            "response_format",
+            recorded
+                .response_format
+                .as_ref()
+                .map_or("none".into(), canonical),
+            request
+                .response_format
+                .as_ref()
+                .map_or("none".into(), canonical),
+        );
+        param(
+            "messages",
+            recorded.messages.len().to_string(),
+            request.messages.len().to_string(),
+        );
+        for (index, (was, now)) in recorded.messages.iter().zip(&request.messages).enumerate() {
+            if was == now {
+                continue;
+            }
+            let at = was
+                .content
+                .char_indices()
+                .zip(now.content.chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(was.content.len().min(now.content.len()), |((i, _), _)| i);
+            let line = was.content[..at].matches('\n').count() + 1;
+            lines.push(format!(
+                "- message {} ({:?}) differs at line {line}: recorded \"{}\", now \"{}\"",
+                index + 1,
+                now.role,
+                excerpt(&was.content, at),
+                excerpt(&now.content, at)
+            ));
+            break;
+        }
+        if lines.is_empty() {
+            lines.push(
+                "- the closest recorded request differs only in fields not compared here".into(),
+            );
+        }
+        lines.join("\n")
+    }
+}
+
+fn common_prefix(a: &ChatRequest, b: &ChatRequest) -> usize {
+    let mut total = usize::from(a.model == b.model) * 1_000_000;
+    for (x, y) in a.messages.iter().zip(&b.messages) {
+        let same = x
+            .content
+            .bytes()
+            .zip(y.content.bytes())
+            .take_while(|(p, q)| p == q)
+            .count();
+        total += same;
+        if same < x.content.len().max(y.content.len()) {
+            break;
+        }
+    }
+    total
+}
+
+/// Forty characters of `text` from near byte `at`, on one line.
+fn excerpt(text: &str, at: usize) -> String {
+    let mut start = at.saturating_sub(10);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    crate::text::quote(&text[start..], 40)
+}
+
+/// Answers requests from a recording only.
+pub struct Replayer {
+    path: PathBuf,
+    recording: Recording,
+}
+
+impl Replayer {
+    /// Replay the recording at `path`.
+    pub fn load(path: &Path) -> Result<Replayer, ModelError> {
+        Ok(Replayer {
+            path: path.to_owned(),
+            recording: Recording::load(path)?,
+        })
+    }
+
+    /// The recording.
+    pub fn recording(&self) -> &Recording {
+        &self.recording
+    }
+}
+
+impl ModelClient for Replayer {
+    fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
+        Box::pin(async move {
+            match self.recording.find(request) {
+                Some(response) => Completion::from_response(response.clone()),
+                None => Err(ModelError::StaleRecording {
+                    path: self.path.display().to_string(),
+                    difference: self.recording.difference(request),
+                }),
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("replay of {}", self.path.display())
+    }
+}
+
+/// Passes requests to another client and saves each successful exchange to a file, which is
+/// rewritten whole (atomically) after every exchange so that an interrupted run keeps what it got.
+pub struct Recorder<C> {
+    inner: C,
+    path: PathBuf,
+    recording: Mutex<Recording>,
+}
+
+impl<C: ModelClient> Recorder<C> {
+    /// Record `inner`'s exchanges to `path`, keeping exchanges already there (other keys).
+    pub fn new(inner: C, path: &Path) -> Result<Recorder<C>, ModelError> {
+        let recording = if path.exists() {
+            Recording::load(path)?
+        } else {
+            Recording {
+                version: VERSION,
+                exchanges: Vec::new(),
+            }
+        };
+        Ok(Recorder {
+            inner,
+            path: path.to_owned(),
+            recording: Mutex::new(recording),
+        })
+    }
+
+    fn save(&self, request: &ChatRequest, response: &Value) -> Result<(), ModelError> {
+        let mut recording = self.recording.lock().unwrap_or_else(|e| e.into_inner());
+        let key = key_of(request);
+        recording.exchanges.retain(|e| e.key != key);
+        recording.exchanges.push(Exchange {
+            key,
+            request: request.clone(),
+            response: response.clone(),
+        });
+        let text = serde_json::to_string_pretty(&*recording).unwrap_or_default() + "\n";
+        crate::artifacts::write_atomic(&self.path, text.as_bytes(), true).map_err(|e| {
+            ModelError::Recording {
+                path: self.path.display().to_string(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+impl<C: ModelClient> ModelClient for Recorder<C> {
+    fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
+        Box::pin(async move {
+            let completion = self.inner.complete(request).await?;
+            self.save(request, &completion.raw)?;
+            Ok(completion)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}, recorded to {}",
+            self.inner.describe(),
+            self.path.display()
+        )
+    }
+}

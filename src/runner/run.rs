@@ -1,0 +1,436 @@
+//! [`run`]: one agent run, attempt by attempt.
+
+use std::collections::BTreeMap;
+use std::time::{Instant, SystemTime};
+
+use miette::Diagnostic;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use super::reask::reask_message;
+use super::report::{AttemptRecord, InputRecord, Parameters, RunOutcome, RunReport};
+use crate::artifacts::{RunFolder, timestamp};
+use crate::contract::{Location, Outcome, Verdict, Violation, judge};
+use crate::extract::extract;
+use crate::inputs::Inputs;
+use crate::model::{
+    ChatRequest, Completion, FinishReason, Message, ModelClient, ModelError, Usage,
+};
+use crate::project::Agent;
+use crate::render::{RenderError, render};
+
+/// Whether to ask the server to constrain the reply to JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResponseFormat {
+    /// Plain text; the contract alone judges.
+    #[default]
+    None,
+    /// `{"type": "json_object"}`.
+    JsonObject,
+    /// `{"type": "json_schema"}` with the agent's schema.
+    JsonSchema,
+}
+
+impl ResponseFormat {
+    fn name(self) -> &'static str {
+        match self {
+            ResponseFormat::None => "none",
+            ResponseFormat::JsonObject => "json-object",
+            ResponseFormat::JsonSchema => "json-schema",
+        }
+    }
+}
+
+/// How a run may proceed.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Stop before an attempt that would take the total over this many tokens.
+    pub max_total_tokens: Option<u64>,
+    /// `response_format` for JSON agents.
+    pub response_format: ResponseFormat,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            attempts: 3,
+            max_total_tokens: None,
+            response_format: ResponseFormat::None,
+        }
+    }
+}
+
+/// One run to make.
+pub struct Run<'a> {
+    /// The agent.
+    pub agent: &'a Agent,
+    /// Its gathered inputs.
+    pub inputs: &'a Inputs,
+    /// The model name.
+    pub model: String,
+    /// Sampling parameters.
+    pub temperature: Option<f32>,
+    /// Reply token limit.
+    pub max_tokens: Option<u32>,
+    /// Sampling seed.
+    pub seed: Option<i64>,
+    /// Nucleus sampling.
+    pub top_p: Option<f32>,
+    /// Attempts, budget, response format.
+    pub options: RunOptions,
+    /// Where artifacts go; none writes nothing.
+    pub folder: Option<RunFolder>,
+    /// Cancelled by Ctrl-C.
+    pub cancel: CancellationToken,
+}
+
+/// A run that could not be made or finished.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum RunError {
+    /// The prompt did not render.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Render(#[from] RenderError),
+    /// The options do not fit the agent.
+    #[error("{message}")]
+    #[diagnostic(code(agent::run::options))]
+    Options {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        #[help]
+        hint: Option<String>,
+    },
+    /// The model failed; the report (also in `run.json`) says how far the run got.
+    #[error("{error}")]
+    #[diagnostic(code(agent::run::model))]
+    Model {
+        /// The failure.
+        #[diagnostic_source]
+        error: ModelError,
+        /// The run so far.
+        report: Box<RunReport>,
+    },
+    /// An artifact could not be written.
+    #[error("cannot write `{}`", path.display())]
+    #[diagnostic(code(agent::run::artifacts))]
+    Artifacts {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Make the run: render, then attempt, judge and re-ask until the contract holds or the
+/// attempts, the token budget or the user's patience run out.
+#[tracing::instrument(skip_all, fields(agent = %run.agent.prompt.name))]
+pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let started_at = SystemTime::now();
+    let agent = run.agent;
+    let response_format = response_format(agent, run.options.response_format)?;
+    let rendered = render(&agent.prompt, run.inputs)?;
+    let folder = run.folder.as_ref();
+    let write = |relative: &str, bytes: &[u8]| -> Result<(), RunError> {
+        if let Some(folder) = folder {
+            folder
+                .write(relative, bytes)
+                .map_err(|source| RunError::Artifacts {
+                    path: folder.path().join(relative),
+                    source,
+                })?;
+        }
+        Ok(())
+    };
+    let write_json = |relative: &str, value: &dyn erased::Json| -> Result<(), RunError> {
+        write(relative, &value.pretty())
+    };
+    write("prompt.md", rendered.text.as_bytes())?;
+
+    let mut report = RunReport {
+        agent: agent.prompt.name.clone(),
+        model: run.model.clone(),
+        endpoint: client.describe(),
+        parameters: Parameters {
+            temperature: run.temperature,
+            max_tokens: run.max_tokens,
+            seed: run.seed,
+            top_p: run.top_p,
+            response_format: run.options.response_format.name().to_owned(),
+            attempts: run.options.attempts,
+            max_total_tokens: run.options.max_total_tokens,
+        },
+        inputs: run
+            .inputs
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.clone(),
+                    InputRecord {
+                        sha256: value.sha256(),
+                        bytes: value.text.len(),
+                        origin: value.origin.clone(),
+                    },
+                )
+            })
+            .collect::<BTreeMap<_, _>>(),
+        prompt_sha256: hex(&Sha256::digest(rendered.text.as_bytes())),
+        outcome: RunOutcome::Violated,
+        attempts: Vec::new(),
+        usage: Usage::default(),
+        stop_reason: None,
+        error: None,
+        started_at: timestamp(started_at),
+        finished_at: String::new(),
+        elapsed_ms: 0,
+        folder: folder.map(|f| f.path().to_owned()),
+        deliverable: None,
+        reasoning: String::new(),
+    };
+
+    let mut messages = vec![Message::user(rendered.text.clone())];
+    let mut last_attempt_tokens = 0;
+    for number in 1..=run.options.attempts.max(1) {
+        if run.cancel.is_cancelled() {
+            report.outcome = RunOutcome::Interrupted;
+            break;
+        }
+        if let Some(budget) = run.options.max_total_tokens
+            && number > 1
+            && report.usage.total_tokens + last_attempt_tokens > budget
+        {
+            report.stop_reason = Some(format!(
+                "stopped before attempt {number}: {} tokens used, and another attempt (about {last_attempt_tokens}) would exceed the budget of {budget}",
+                report.usage.total_tokens
+            ));
+            break;
+        }
+        let attempt_started = Instant::now();
+        let request = ChatRequest {
+            model: run.model.clone(),
+            messages: messages.clone(),
+            temperature: run.temperature,
+            top_p: run.top_p,
+            max_tokens: run.max_tokens,
+            seed: run.seed,
+            response_format: response_format.clone(),
+            stream: false,
+        };
+        let dir = format!("attempt-{number}");
+        write_json(&format!("{dir}/request.json"), &request)?;
+        let model_started = Instant::now();
+        let completion = tokio::select! {
+            result = client.complete(&request) => result,
+            () = run.cancel.cancelled() => {
+                report.outcome = RunOutcome::Interrupted;
+                break;
+            }
+        };
+        let model_ms = model_started.elapsed().as_millis() as u64;
+        let completion = match completion {
+            Ok(completion) => completion,
+            Err(error) => {
+                report.outcome = RunOutcome::ModelError;
+                report.error = Some(error.to_string());
+                finish(&mut report, started, &write_json)?;
+                return Err(RunError::Model {
+                    error,
+                    report: Box::new(report),
+                });
+            }
+        };
+        write_json(&format!("{dir}/response.json"), &completion.raw)?;
+        write(&format!("{dir}/reply.md"), completion.content.as_bytes())?;
+        let extracted = extract(
+            &completion.content,
+            completion.reasoning.as_deref(),
+            &agent.prompt.reasoning_tags,
+        );
+        let verdict = judge_reply(agent, &completion, &extracted);
+        let reasoning = extracted.reasoning_text();
+        if !reasoning.is_empty() {
+            write(&format!("{dir}/reasoning.md"), reasoning.as_bytes())?;
+        }
+        write_json(&format!("{dir}/verdict.json"), &verdict)?;
+        let usage = completion.usage.unwrap_or_default();
+        report.usage.add(usage);
+        last_attempt_tokens = usage.total_tokens;
+        report.attempts.push(AttemptRecord {
+            number,
+            outcome: verdict.outcome,
+            violations: verdict.violations.clone(),
+            warnings: verdict.warnings.clone(),
+            repairs: verdict.repairs.clone(),
+            finish_reason: completion.finish_reason.clone(),
+            usage: completion.usage,
+            retries: completion.retries,
+            model_ms,
+            elapsed_ms: attempt_started.elapsed().as_millis() as u64,
+            reasoning_blocks: extracted.reasoning.len(),
+        });
+        report.reasoning = reasoning;
+        match verdict.outcome {
+            Outcome::Valid | Outcome::Declined => {
+                report.outcome = if verdict.outcome == Outcome::Valid {
+                    RunOutcome::Valid
+                } else {
+                    RunOutcome::Declined
+                };
+                report.deliverable = Some(verdict.deliverable);
+                break;
+            }
+            Outcome::Invalid => {
+                tracing::info!(
+                    attempt = number,
+                    violations = verdict.violations.len(),
+                    "reply breaks the contract"
+                );
+                messages.push(Message::assistant(completion.content));
+                messages.push(Message::user(reask_message(&verdict, agent)));
+            }
+        }
+    }
+    if let Some(deliverable) = &report.deliverable {
+        let extension = if agent.contract.json_schema().is_some() {
+            "json"
+        } else {
+            "md"
+        };
+        let mut bytes = deliverable.clone().into_bytes();
+        if !deliverable.ends_with('\n') {
+            bytes.push(b'\n');
+        }
+        write(&format!("deliverable.{extension}"), &bytes)?;
+    }
+    if !report.reasoning.is_empty() {
+        write("reasoning.md", report.reasoning.as_bytes())?;
+    }
+    finish(&mut report, started, &write_json)?;
+    Ok(report)
+}
+
+fn finish(
+    report: &mut RunReport,
+    started: Instant,
+    write_json: &dyn Fn(&str, &dyn erased::Json) -> Result<(), RunError>,
+) -> Result<(), RunError> {
+    report.finished_at = timestamp(SystemTime::now());
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    write_json("run.json", &*report)
+}
+
+/// Judge one completion: what the reply itself says (truncated, refused, empty), then the
+/// contract.
+fn judge_reply(
+    agent: &Agent,
+    completion: &Completion,
+    extracted: &crate::extract::Extracted,
+) -> Verdict {
+    if completion.content.trim().is_empty() {
+        let violation = match &completion.refusal {
+            Some(refusal) => Violation::hard(
+                "reply.refused",
+                Location::document(),
+                format!(
+                    "the model refused: \"{}\"",
+                    crate::text::quote(refusal, 200)
+                ),
+            ),
+            None => Violation::hard(
+                "reply.empty",
+                Location::document(),
+                format!(
+                    "the model returned no content (finish_reason {:?})",
+                    completion.finish_reason
+                ),
+            ),
+        };
+        return Verdict::rejected(violation);
+    }
+    let mut verdict = judge(
+        &agent.contract,
+        &completion.content,
+        extracted,
+        &agent.prompt.reasoning_tags,
+    );
+    match &completion.finish_reason {
+        FinishReason::Length => verdict.add(Violation::hard(
+            "reply.truncated",
+            Location::document(),
+            "the reply was cut off at the token limit (finish_reason `length`); it is incomplete, so send it again, shorter",
+        )),
+        FinishReason::ContentFilter => verdict.add(Violation::hard(
+            "reply.filtered",
+            Location::document(),
+            "the server's content filter stopped the reply (finish_reason `content_filter`)",
+        )),
+        _ => {}
+    }
+    verdict
+}
+
+/// The `response_format` to send, if the agent can take it.
+fn response_format(agent: &Agent, choice: ResponseFormat) -> Result<Option<Value>, RunError> {
+    if choice == ResponseFormat::None {
+        return Ok(None);
+    }
+    let Some(schema) = agent.contract.json_schema() else {
+        return Err(RunError::Options {
+            message: format!(
+                "`{}` delivers markdown; --response-format is for JSON agents",
+                agent.prompt.name
+            ),
+            hint: None,
+        });
+    };
+    if let Some(tag) = agent.prompt.reasoning_tag_in_body() {
+        return Err(RunError::Options {
+            message: format!(
+                "`{}` asks for its reasoning in a `<{tag}>` block in the reply text, which a JSON response format would forbid",
+                agent.prompt.name
+            ),
+            hint: Some("drop --response-format for this agent".into()),
+        });
+    }
+    Ok(Some(match choice {
+        ResponseFormat::JsonObject => json!({"type": "json_object"}),
+        _ => {
+            let mut schema = schema.clone();
+            if let Some(object) = schema.as_object_mut() {
+                object.remove("x-agent");
+            }
+            let name: String = agent
+                .prompt
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": false}})
+        }
+    }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serialize anything to pretty JSON through one trait object, so the writer closure can
+/// take requests, responses, verdicts and reports alike.
+mod erased {
+    pub(crate) trait Json {
+        fn pretty(&self) -> Vec<u8>;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn pretty(&self) -> Vec<u8> {
+            let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+            bytes.push(b'\n');
+            bytes
+        }
+    }
+}
