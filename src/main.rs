@@ -25,7 +25,9 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
             let code = error.exit_code();
-            eprintln!("{:?}", miette::Report::new(error));
+            // The report may quote a server's message; never let it carry the key.
+            let report = format!("{:?}", miette::Report::new(error));
+            eprintln!("{}", agent::logging::scrub(&report));
             ExitCode::from(code.code())
         }
     }

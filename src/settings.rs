@@ -332,12 +332,13 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
         .api_key_env
         .clone()
         .unwrap_or_else(|| ENV_API_KEY.to_owned());
-    let api_key = (inputs.env)(&key_env)
-        .filter(|k| !k.is_empty())
-        .map(|key| Sourced {
+    let api_key = (inputs.env)(&key_env).filter(|k| !k.is_empty()).map(|key| {
+        crate::logging::redact(&key);
+        Sourced {
             value: SecretString::from(key),
             source: Source::Env(key_env.clone()),
-        });
+        }
+    });
 
     let seconds = |value: Option<Sourced<f64>>,
                    default: f64,

@@ -196,3 +196,35 @@ fn check_reports_read_well() {
         }
     );
 }
+
+#[test]
+fn every_shipped_recording_replays_offline_to_a_valid_run() {
+    for name in common::AGENTS {
+        let case = common::root()
+            .join("fixtures")
+            .join(name)
+            .join("parcelpoint");
+        let out = tempfile::tempdir().expect("temp dir");
+        let output = common::agent()
+            .args(["run", name, "--inputs"])
+            .arg(case.join("inputs"))
+            .arg("--replay")
+            .arg(case.join("recording.json"))
+            .arg("--out")
+            .arg(out.path())
+            .env_remove("AGENT_MODEL")
+            .env_remove("OPENAI_BASE_URL")
+            .output()
+            .expect("agent runs");
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            !output.stdout.is_empty(),
+            "{name}: the deliverable is printed"
+        );
+    }
+}

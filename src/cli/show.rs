@@ -31,13 +31,19 @@ pub(crate) fn run(project: &Project, args: &ShowArgs) -> Result<Status, Error> {
         });
         serde_json::to_string_pretty(&value).unwrap_or_default() + "\n"
     } else {
-        describe(&agent)
+        describe(project, &agent)
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(Status::Ok)
 }
 
-fn describe(agent: &Agent) -> String {
+fn describe(project: &Project, agent: &Agent) -> String {
+    let relative = |path: &std::path::Path| {
+        path.strip_prefix(&project.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    };
     let prompt = &agent.prompt;
     let mut text = String::new();
     let _ = writeln!(
@@ -46,7 +52,7 @@ fn describe(agent: &Agent) -> String {
         prompt.name,
         prompt.description.as_deref().unwrap_or("")
     );
-    let _ = writeln!(text, "  file:       {}", prompt.path.display());
+    let _ = writeln!(text, "  file:       {}", relative(&prompt.path));
     if let Some(origin) = &prompt.origin {
         let _ = writeln!(text, "  origin:     {origin}");
     }
@@ -60,9 +66,14 @@ fn describe(agent: &Agent) -> String {
     let _ = writeln!(
         text,
         "  contract:   {} ({})",
-        agent.contract.path.display(),
+        relative(&agent.contract.path),
         agent.contract.summary()
     );
+    if let Some(scaffold) = agent.contract.scaffold() {
+        for line in scaffold_lines(scaffold) {
+            let _ = writeln!(text, "              {line}");
+        }
+    }
     let defaults = &prompt.defaults;
     let mut parts = Vec::new();
     if let Some(model) = &defaults.model {
@@ -103,6 +114,78 @@ fn describe(agent: &Agent) -> String {
         );
     }
     text
+}
+
+/// The scaffold's sections and which rules only warn.
+fn scaffold_lines(scaffold: &crate::contract::Scaffold) -> Vec<String> {
+    use crate::contract::scaffold::Strictness;
+    let mut lines = Vec::new();
+    for section in &scaffold.sections {
+        let mut extras = Vec::new();
+        if section.optional {
+            extras.push("optional".to_owned());
+        }
+        for table in &section.tables {
+            extras.push(format!("table [{}]", table.columns.join(" | ")));
+        }
+        for block in &section.code_blocks {
+            extras.push(format!(
+                "{} code block",
+                block.language.as_deref().unwrap_or("a")
+            ));
+        }
+        if section.checklist {
+            extras.push("checklist".into());
+        }
+        if !section.subsections.is_empty() {
+            let names: Vec<&str> = section
+                .subsections
+                .iter()
+                .map(|s| s.heading.as_str())
+                .collect();
+            extras.push(format!("then {}", names.join(" · ")));
+        }
+        let extras = if extras.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extras.join("; "))
+        };
+        lines.push(format!("- {}{extras}", section.heading));
+    }
+    if !scaffold.required_lines.is_empty() {
+        lines.push(format!(
+            "closing lines: {}",
+            scaffold.required_lines.join(" ")
+        ));
+    }
+    let mut soft = Vec::new();
+    if let Some(range) = scaffold.soft.bullets_per_section {
+        soft.push(format!("{}–{} bullets per section", range.min, range.max));
+    }
+    if scaffold.soft.title_case_headings {
+        soft.push("Title Case headings".into());
+    }
+    if !scaffold.soft.unfilled_placeholders.is_empty() {
+        soft.push(format!(
+            "no {} left unfilled",
+            scaffold.soft.unfilled_placeholders.join(" ")
+        ));
+    }
+    for (what, strictness) in [
+        ("extra sections", scaffold.extra_sections),
+        ("text before the title", scaffold.preamble),
+        ("text after a closing rule", scaffold.trailing_text),
+    ] {
+        match strictness {
+            Strictness::Soft => soft.push(format!("{what} only warn")),
+            Strictness::Allowed => soft.push(format!("{what} allowed")),
+            Strictness::Hard => {}
+        }
+    }
+    if !soft.is_empty() {
+        lines.push(format!("warnings only: {}", soft.join("; ")));
+    }
+    lines
 }
 
 fn describe_input(spec: &InputSpec) -> String {

@@ -12,7 +12,7 @@ mod json;
 mod markdown;
 mod outline;
 mod repair;
-mod scaffold;
+pub mod scaffold;
 mod verdict;
 
 pub use definition::{Contract, judge};
