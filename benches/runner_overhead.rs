@@ -161,6 +161,12 @@ fn main() {
                 }
             }
             let http = median(http);
+            let answered = server.requests.load(std::sync::atomic::Ordering::Relaxed) as usize;
+            assert_eq!(
+                answered,
+                4 * (WARM_UP + RUNS),
+                "every run made exactly one request"
+            );
             println!(
                 "{name:<18} {synced:>12.3} {unsynced:>12.3} {bare:>12.3} {http:>12.3} {:>13.3}",
                 unsynced - http

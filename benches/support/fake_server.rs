@@ -10,18 +10,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// Chooses the reply body (a chat completion JSON) for a request body.
-pub type Responder = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+pub(crate) type Responder = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
 
 /// A running server.
-pub struct FakeServer {
+pub(crate) struct FakeServer {
     /// `http://127.0.0.1:PORT/v1`.
-    pub base_url: String,
+    pub(crate) base_url: String,
     /// Requests answered.
-    pub requests: Arc<AtomicU64>,
+    pub(crate) requests: Arc<AtomicU64>,
 }
 
 /// Start a server answering every request after `latency`.
-pub async fn start(latency: Duration, responder: Responder) -> FakeServer {
+pub(crate) async fn start(latency: Duration, responder: Responder) -> FakeServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let address = listener.local_addr().expect("address");
     let requests = Arc::new(AtomicU64::new(0));
@@ -92,7 +92,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// A chat completion body holding `content`.
-pub fn completion(content: &str) -> Vec<u8> {
+pub(crate) fn completion(content: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
