@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
-"""Record a fixture conversation without a live model.
+"""Record a fixture case's conversation without a live model.
 
-Serves the given reply files, in order, from a fake OpenAI-compatible endpoint on
-127.0.0.1 and runs `agent run ... --record RECORDING` against it, so the recording holds the
-exact requests `agent` sends (rendered prompt, re-asks) and the hand-written replies.
+Serves the case's hand-written replies (its `scripted_replies`, or the files given), in order,
+from a fake OpenAI-compatible endpoint on 127.0.0.1, and runs
+`agent eval AGENT --filter AGENT/CASE --record --concurrency 1` against it, so the recording
+holds exactly the requests `agent` sends (rendered prompt, re-asks, judge requests) and the
+hand-written replies. One reply per request, in the order they are made: each dataset row in
+turn, each attempt in turn, then any llm-rubric judge reply.
 
-    scripts/record_fixture.py release-plan fixtures/release-plan/parcelpoint \\
-        fixtures/release-plan/replies/missing-section.md fixtures/release-plan/replies/valid.md
+    scripts/record_fixture.py release-plan fixtures/release-plan/parcelpoint
 
-writes fixtures/release-plan/parcelpoint/recording.json. Re-run it whenever the prompt or the
-inputs change (a stale recording makes `--replay` fail and says what differs).
+Re-run it whenever the prompt or the case's inputs change: a stale recording makes the case
+fail and says what differs.
 """
 
 import argparse
@@ -66,42 +68,56 @@ def serve(replies):
     return server, queue
 
 
+def scripted_replies(case):
+    """The `scripted_replies` list of a case.yaml, read without a YAML library."""
+    lines = (case / "case.yaml").read_text(encoding="utf-8").splitlines()
+    replies, inside = [], False
+    for line in lines:
+        if line.startswith("scripted_replies:"):
+            rest = line.split(":", 1)[1].strip()
+            if rest.startswith("["):
+                return [case / item.strip().strip("'\"") for item in rest.strip("[]").split(",") if item.strip()]
+            inside = True
+            continue
+        if inside:
+            if line.startswith("  - "):
+                replies.append(case / line[4:].strip().strip("'\""))
+            elif line.strip():
+                break
+    return replies
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("agent")
-    parser.add_argument("case", help="a case folder holding inputs/ (the recording is written beside it)")
-    parser.add_argument("replies", nargs="+", help="reply files, served in order, one per attempt")
-    parser.add_argument("--recording", help="default: CASE/recording.json")
+    parser.add_argument("case", help="the case folder, fixtures/<agent>/<case>")
+    parser.add_argument("replies", nargs="*", help="reply files [default: the case's scripted_replies]")
     parser.add_argument("--agent-bin", default=os.environ.get("AGENT_BIN", "target/debug/agent"))
-    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `agent run` flags")
     args = parser.parse_args()
 
     case = pathlib.Path(args.case)
-    recording = pathlib.Path(args.recording) if args.recording else case / "recording.json"
-    if recording.exists():
-        recording.unlink()
-    replies = [pathlib.Path(r).read_text(encoding="utf-8") for r in args.replies]
+    files = [pathlib.Path(r) for r in args.replies] or scripted_replies(case)
+    if not files:
+        sys.exit(f"{case}: no replies given and no scripted_replies in case.yaml")
+    replies = [f.read_text(encoding="utf-8") for f in files]
     server, left = serve(replies)
     port = server.server_address[1]
-    inputs = case / "inputs"
     with tempfile.TemporaryDirectory() as out:
         command = [
-            args.agent_bin, "run", args.agent,
-            "--inputs", str(inputs),
-            "--record", str(recording),
+            args.agent_bin, "eval", args.agent,
+            "--filter", f"{args.agent}/{case.name}",
+            "--record", "--concurrency", "1", "--quiet",
             "--base-url", f"http://127.0.0.1:{port}/v1",
             "--model", MODEL,
-            "--attempts", str(max(len(replies), 1)),
             "--out", out,
-            *args.extra,
         ]
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENT_MODEL")}
-        result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENT_MODEL", "AGENT_PROFILE")}
+        result = subprocess.run(command, env=env)
     server.shutdown()
     if left:
         print(f"warning: {len(left)} scripted repl(ies) were not used", file=sys.stderr)
-    print(f"{recording}: agent exited {result.returncode}", file=sys.stderr)
-    return 0 if result.returncode in (0, 1, 4) else result.returncode
+    print(f"{case / 'recording.json'}: agent eval exited {result.returncode}", file=sys.stderr)
+    return 0 if result.returncode in (0, 1) else result.returncode
 
 
 if __name__ == "__main__":

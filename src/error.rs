@@ -48,6 +48,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// An eval that cannot run.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Eval(#[from] crate::eval::EvalError),
     /// A file the command needs cannot be read or written.
     #[error("cannot {action} `{}`", path.display())]
     #[diagnostic(code(agent::io))]
@@ -83,7 +87,7 @@ impl Error {
                     Status::Model
                 }
             }
-            Error::Run(_) | Error::Settings(_) => Status::Usage,
+            Error::Run(_) | Error::Settings(_) | Error::Eval(_) => Status::Usage,
             Error::Project(_)
             | Error::Prompt(_)
             | Error::Contract(_)

@@ -10,6 +10,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod contract;
 pub mod error;
+pub mod eval;
 pub mod exit;
 pub mod extract;
 pub mod guard;

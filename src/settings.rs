@@ -246,13 +246,21 @@ pub struct Inputs<'a> {
 /// Resolve the layers. A missing model is not an error here (`agent config` shows it); the
 /// runner asks [`Settings::model`].
 pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
-    let env = env_layer(inputs.env);
+    // A replay must send exactly the recorded requests: the environment and agent.toml
+    // describe a live endpoint and stay out of it; only flags and the agent's defaults apply.
+    let replaying = inputs.recording_model.is_some();
+    let no_env = |_: &str| None;
+    let env = env_layer(if replaying { &no_env } else { inputs.env });
     let env_profile = (inputs.env)(ENV_PROFILE).filter(|p| !p.is_empty());
-    let config = inputs.config.cloned().unwrap_or_default();
+    let config = inputs
+        .config
+        .filter(|_| !replaying)
+        .cloned()
+        .unwrap_or_default();
     let chosen = inputs
         .profile_flag
         .map(|name| (name.to_owned(), true))
-        .or_else(|| env_profile.map(|name| (name, true)))
+        .or_else(|| env_profile.filter(|_| !replaying).map(|name| (name, true)))
         .or_else(|| config.profile.clone().map(|name| (name, false)));
     let profile =
         match &chosen {
@@ -313,7 +321,7 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
     });
     let mut model = pick!(model, ENV_MODEL, inputs.agent.model.clone());
     if let Some(recorded) = inputs.recording_model
-        && model.as_ref().is_none_or(|m| m.source == Source::Agent)
+        && model.as_ref().is_none_or(|m| m.source != Source::Flag)
     {
         model = Some(Sourced {
             value: recorded.to_owned(),
@@ -593,5 +601,24 @@ mod tests {
             ..Layer::default()
         };
         assert_eq!(resolve_with(&flags).model().expect("model"), "mine");
+        let replay = resolve(&Inputs {
+            flags: &Layer::default(),
+            profile_flag: None,
+            env: &env(&[(ENV_MODEL, "env-model"), (ENV_BASE_URL, "http://env/v1")]),
+            config: Some(&config()),
+            agent: &ModelDefaults::default(),
+            recording_model: Some("recorded-model"),
+        })
+        .expect("resolves");
+        assert_eq!(
+            replay.model().expect("model"),
+            "recorded-model",
+            "the environment does not reach a replay"
+        );
+        assert_eq!(
+            replay.temperature.as_ref().map(|t| t.value),
+            None,
+            "nor does agent.toml"
+        );
     }
 }

@@ -51,6 +51,8 @@ pub enum Command {
     Run(super::RunArgs),
     /// Show the resolved model settings (the key redacted) and where each comes from.
     Config(super::ConfigArgs),
+    /// Run agents over their fixture cases, check assertions, report for people and CI.
+    Eval(super::EvalArgs),
 }
 
 /// `agent list`.

@@ -3,6 +3,7 @@
 mod args;
 mod check;
 mod config;
+mod eval;
 mod list;
 mod model_args;
 mod render;
@@ -11,6 +12,7 @@ mod show;
 
 pub use args::{Cli, Command, GlobalArgs, InputArgs};
 pub use config::ConfigArgs;
+pub use eval::{EvalAction, EvalArgs, EvalRunArgs, MergeArgs};
 pub use model_args::{ModelArgs, RecordArgs};
 pub use run::RunArgs;
 
@@ -28,5 +30,6 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Check(args) => check::run(&project()?, &args),
         Command::Run(args) => run::run(&project()?, &args, cli.global.quiet).await,
         Command::Config(args) => config::run(&project()?, &args),
+        Command::Eval(args) => eval::run(&project()?, &args, cli.global.quiet).await,
     }
 }

@@ -55,6 +55,14 @@ impl Contract {
         })
     }
 
+    /// A JSON contract from text; `path` names it in messages.
+    pub fn json_from_str(path: &Path, text: &str) -> Result<Contract, ContractError> {
+        Ok(Contract {
+            path: path.to_owned(),
+            kind: Kind::Json(Box::new(JsonContract::load(path, text)?)),
+        })
+    }
+
     /// The JSON Schema, for a JSON contract.
     pub fn json_schema(&self) -> Option<&Value> {
         match &self.kind {

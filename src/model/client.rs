@@ -19,3 +19,13 @@ pub trait ModelClient: Send + Sync {
     /// A short description for run records (`https://api.openai.com/v1`, `replay of x.json`).
     fn describe(&self) -> String;
 }
+
+impl<T: ModelClient + ?Sized> ModelClient for std::sync::Arc<T> {
+    fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
+        (**self).complete(request)
+    }
+
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}

@@ -194,14 +194,24 @@ fn excerpt(text: &str, at: usize) -> String {
 pub struct Replayer {
     path: PathBuf,
     recording: Recording,
+    /// Exchange index by key: an eval replays thousands of requests from one file.
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl Replayer {
     /// Replay the recording at `path`.
     pub fn load(path: &Path) -> Result<Replayer, ModelError> {
+        let recording = Recording::load(path)?;
+        let index = recording
+            .exchanges
+            .iter()
+            .enumerate()
+            .map(|(at, exchange)| (exchange.key.clone(), at))
+            .collect();
         Ok(Replayer {
             path: path.to_owned(),
-            recording: Recording::load(path)?,
+            recording,
+            index,
         })
     }
 
@@ -214,7 +224,11 @@ impl Replayer {
 impl ModelClient for Replayer {
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
         Box::pin(async move {
-            match self.recording.find(request) {
+            let found = self
+                .index
+                .get(&key_of(request))
+                .map(|&at| &self.recording.exchanges[at].response);
+            match found {
                 Some(response) => Completion::from_response(response.clone()),
                 None => Err(ModelError::StaleRecording {
                     path: self.path.display().to_string(),
@@ -238,6 +252,18 @@ pub struct Recorder<C> {
 }
 
 impl<C: ModelClient> Recorder<C> {
+    /// Record `inner`'s exchanges to a new recording at `path`, replacing any there.
+    pub fn fresh(inner: C, path: &Path) -> Recorder<C> {
+        Recorder {
+            inner,
+            path: path.to_owned(),
+            recording: Mutex::new(Recording {
+                version: VERSION,
+                exchanges: Vec::new(),
+            }),
+        }
+    }
+
     /// Record `inner`'s exchanges to `path`, keeping exchanges already there (other keys).
     pub fn new(inner: C, path: &Path) -> Result<Recorder<C>, ModelError> {
         let recording = if path.exists() {

@@ -9,7 +9,7 @@ use crate::contract::Violation;
 use crate::model::{FinishReason, Usage};
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RunOutcome {
     /// A valid deliverable.
