@@ -57,6 +57,10 @@ fn is_invisible(ch: char) -> bool {
 /// non-ASCII characters, where emoji sequences and scripts such as Persian and Devanagari
 /// need them; between ASCII letters they only serve to hide a word, such as a tag name.
 fn strip_invisible(value: &str) -> (String, usize) {
+    // Every character removed here is outside ASCII.
+    if value.is_ascii() {
+        return (value.to_owned(), 0);
+    }
     let chars: Vec<char> = value.chars().collect();
     let mut out = String::with_capacity(value.len());
     let mut removed = 0;
@@ -79,6 +83,9 @@ fn strip_invisible(value: &str) -> (String, usize) {
 
 /// Escape every opening or closing tag whose name is one of `tags`.
 fn escape_tags(value: &str, tags: &BTreeSet<String>) -> (String, Vec<String>) {
+    if !value.contains('<') {
+        return (value.to_owned(), Vec::new());
+    }
     let bytes = value.as_bytes();
     let mut out = String::with_capacity(value.len());
     let mut escaped = Vec::new();

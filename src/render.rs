@@ -108,19 +108,10 @@ pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError>
             context.insert(spec.name.clone(), Value::from(guarded.text));
         }
     }
-    let template = template_source(prompt);
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_debug(true);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.add_filter("form_value", form_value);
-    let syntax = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
-        .map_err(|error| template_error(prompt, &error))?;
-    env.set_syntax(syntax);
+    let env = prompt.compiled.get_or_init(|| environment(prompt));
     let mut text = env
-        .render_str(&template, Value::from(context))
+        .get_template(BODY)
+        .and_then(|template| template.render(Value::from(context)))
         .map_err(|error| template_error(prompt, &error))?;
     append_documents(&mut text, &documents);
     tracing::trace!(rendered = %text, "rendered prompt");
@@ -128,6 +119,60 @@ pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError>
         text,
         guarded: guarded_reports,
     })
+}
+
+/// The template's name in its environment.
+const BODY: &str = "body";
+
+/// The environment holding the body compiled once: strict undefined, no auto-escaping, the
+/// trailing newline kept. A template that fails to compile is left out, so `get_template`
+/// reports it at render time.
+fn environment(prompt: &Prompt) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_debug(true);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.add_filter("form_value", form_value);
+    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+        .keep_trailing_newline(true)
+        .build()
+    {
+        env.set_syntax(syntax);
+    }
+    if let Err(error) = env.add_template_owned(BODY, template_source(prompt)) {
+        tracing::error!(agent = %prompt.name, %error, "the prompt body does not compile");
+    }
+    env
+}
+
+impl std::fmt::Display for GuardReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "input `{}`:", self.input)?;
+        if !self.escaped_tags.is_empty() {
+            let tags: Vec<String> = self
+                .escaped_tags
+                .iter()
+                .map(|t| format!("`{}`", crate::text::quote(t, 40)))
+                .collect();
+            write!(
+                f,
+                " escaped {} prompt tag(s) {}",
+                tags.len(),
+                tags.join(", ")
+            )?;
+        }
+        if self.removed_invisible > 0 {
+            if !self.escaped_tags.is_empty() {
+                f.write_str(",")?;
+            }
+            write!(
+                f,
+                " removed {} invisible character(s)",
+                self.removed_invisible
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn report(input: &str, guarded: &Guarded) -> GuardReport {

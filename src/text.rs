@@ -68,9 +68,37 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// Count words as white-space separated runs, the way a reader would.
+/// Count words the way word processors do: white-space separated runs, except that each
+/// Chinese, Japanese or Korean character counts as a word of its own, since those scripts do
+/// not separate words with spaces.
 pub fn word_count(text: &str) -> usize {
-    text.split(is_space).filter(|word| !word.is_empty()).count()
+    let mut words = 0;
+    let mut in_word = false;
+    for ch in text.chars() {
+        if is_space(ch) {
+            in_word = false;
+        } else if is_cjk(ch) {
+            words += 1;
+            in_word = false;
+        } else if !in_word {
+            words += 1;
+            in_word = true;
+        }
+    }
+    words
+}
+
+/// Han ideographs, kana, Hangul syllables and CJK punctuation-free blocks.
+fn is_cjk(ch: char) -> bool {
+    matches!(ch,
+        '\u{3040}'..='\u{30ff}'   // hiragana, katakana
+        | '\u{3400}'..='\u{4dbf}' // CJK extension A
+        | '\u{4e00}'..='\u{9fff}' // CJK unified ideographs
+        | '\u{f900}'..='\u{faff}' // compatibility ideographs
+        | '\u{ac00}'..='\u{d7af}' // Hangul syllables
+        | '\u{ff66}'..='\u{ff9f}' // half-width katakana
+        | '\u{20000}'..='\u{2ffff}'
+    )
 }
 
 /// Shorten `text` to at most `max` characters for a message, marking the cut.
@@ -164,6 +192,12 @@ mod tests {
     fn words_are_counted_across_unicode_spaces() {
         assert_eq!(word_count("one two\u{00a0}three\n four "), 4);
         assert_eq!(word_count(""), 0);
+        assert_eq!(
+            word_count("リリース2.4.0を展開"),
+            8,
+            "each CJK character is a word"
+        );
+        assert_eq!(word_count("Déploiement réussi 🚀"), 3);
     }
 
     #[test]

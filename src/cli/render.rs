@@ -16,13 +16,7 @@ pub(crate) fn run(project: &Project, args: &RenderArgs) -> Result<Status, Error>
     }
     let rendered = crate::render::render(&agent.prompt, &gathered.inputs)?;
     for report in &rendered.guarded {
-        tracing::warn!(
-            "input `{}`: escaped {} prompt tag(s) {:?}, removed {} invisible character(s)",
-            report.input,
-            report.escaped_tags.len(),
-            report.escaped_tags,
-            report.removed_invisible
-        );
+        tracing::warn!("{report}");
     }
     let mut out = std::io::stdout().lock();
     out.write_all(rendered.text.as_bytes())

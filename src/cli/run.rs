@@ -120,6 +120,9 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
     watcher.abort();
     match outcome {
         Ok(report) => {
+            for guarded in &report.guarded {
+                tracing::warn!("{guarded}");
+            }
             if !quiet {
                 eprint!("{}", summary(&agent, &report));
             }

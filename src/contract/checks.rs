@@ -67,39 +67,51 @@ impl NamedCheck {
                 }
             }
             NamedCheck::NoDeploymentScripts => {
-                let mut pointer = String::new();
-                scripts(value, &mut pointer, findings);
+                let mut path = Vec::new();
+                scripts(value, &mut path, findings);
             }
         }
     }
 }
 
-fn scripts(value: &Value, pointer: &mut String, findings: &mut Vec<Violation>) {
+/// One step of the path to a value: an object key or an array index.
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Walk every string; the path is a stack of steps, turned into a pointer only on a finding,
+/// since most strings of a release record are not scripts.
+fn scripts<'a>(value: &'a Value, path: &mut Vec<Step<'a>>, findings: &mut Vec<Violation>) {
     match value {
         Value::String(text) => {
             if let Some(why) = looks_like_script(text) {
+                let pointer: String = path
+                    .iter()
+                    .map(|step| match step {
+                        Step::Key(key) => format!("/{}", key.replace('~', "~0").replace('/', "~1")),
+                        Step::Index(index) => format!("/{index}"),
+                    })
+                    .collect();
                 findings.push(Violation::hard(
                     "check.no-deployment-scripts",
-                    Location::pointer(pointer.clone()),
+                    Location::pointer(pointer),
                     format!("holds a deployment script ({why}); describe the step instead of scripting it"),
                 ));
             }
         }
         Value::Array(items) => {
             for (index, item) in items.iter().enumerate() {
-                let length = pointer.len();
-                pointer.push_str(&format!("/{index}"));
-                scripts(item, pointer, findings);
-                pointer.truncate(length);
+                path.push(Step::Index(index));
+                scripts(item, path, findings);
+                path.pop();
             }
         }
         Value::Object(map) => {
             for (key, item) in map {
-                let length = pointer.len();
-                pointer.push('/');
-                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
-                scripts(item, pointer, findings);
-                pointer.truncate(length);
+                path.push(Step::Key(key));
+                scripts(item, path, findings);
+                path.pop();
             }
         }
         _ => {}
@@ -155,6 +167,14 @@ const COMMANDS: &[&str] = &[
 /// more shell commands (on separate lines or chained with `&&`, `;` or `|`). One command
 /// named in a sentence is a description, not a script.
 pub(crate) fn looks_like_script(text: &str) -> Option<String> {
+    // Two commands need a separator between them, and the other signs are rarer still: most
+    // strings are one line of prose and leave here.
+    if !text
+        .bytes()
+        .any(|b| matches!(b, b'\n' | b';' | b'|' | b'&' | b'`' | b'#' | b'<'))
+    {
+        return None;
+    }
     if text.contains("```") {
         return Some("a fenced code block".into());
     }

@@ -141,6 +141,9 @@ pub(crate) enum Judgement {
     Pass,
     /// Does not hold, and why.
     Fail(String),
+    /// Could not be checked (no deliverable, no JSON, no such path): a failure even when
+    /// negated, since `not-contains X` on a run with no output proves nothing.
+    Unchecked(String),
     /// Needs the judge model.
     Judge(String),
 }
@@ -268,6 +271,7 @@ impl Check {
         let result = self.assertion.holds(observed);
         match (result, self.negated) {
             (Judgement::Judge(rubric), _) => Judgement::Judge(rubric),
+            (Judgement::Unchecked(reason), _) => Judgement::Fail(format!("not checked: {reason}")),
             (Judgement::Pass, false) | (Judgement::Fail(_), true) => Judgement::Pass,
             (Judgement::Fail(reason), false) => Judgement::Fail(reason),
             (Judgement::Pass, true) => {
@@ -350,7 +354,10 @@ impl Assertion {
             _ => {}
         }
         let Some(deliverable) = observed.deliverable else {
-            return fail(format!("no deliverable (outcome {:?})", observed.outcome));
+            return Judgement::Unchecked(format!(
+                "no deliverable (outcome {:?})",
+                observed.outcome
+            ));
         };
         match self {
             Assertion::Contains(text) => check(deliverable.contains(text.as_str()), &|| {
@@ -377,10 +384,11 @@ impl Assertion {
                 check: what,
             } => {
                 let Ok(value) = serde_json::from_str::<Value>(deliverable) else {
-                    return fail("the deliverable is not JSON".into());
+                    return Judgement::Unchecked("the deliverable is not JSON".into());
                 };
                 match (value.pointer(pointer), what) {
-                    (None, _) => fail(format!("nothing at `{pointer}`")),
+                    (None, PathCheck::Exists) => fail(format!("nothing at `{pointer}`")),
+                    (None, _) => Judgement::Unchecked(format!("nothing at `{pointer}`")),
                     (Some(_), PathCheck::Exists) => Judgement::Pass,
                     (Some(found), PathCheck::Equals(expected)) => check(found == expected, &|| {
                         format!("`{pointer}` is {found}, expected {expected}")
@@ -397,10 +405,23 @@ impl Assertion {
             }
             Assertion::Heading { text, level } => {
                 let wanted = fold(text);
-                let found = headings(deliverable)
+                let levels: Vec<usize> = headings(deliverable)
                     .iter()
-                    .any(|(l, t)| fold(t) == wanted && level.is_none_or(|want| *l == want));
-                check(found, &|| format!("no heading {text:?}"))
+                    .filter(|(_, t)| fold(t) == wanted)
+                    .map(|(l, _)| *l)
+                    .collect();
+                let found = levels.iter().any(|l| level.is_none_or(|want| *l == want));
+                check(found, &|| match (level, levels.is_empty()) {
+                    (Some(want), false) => format!(
+                        "no heading {text:?} at level {want}; found it at level {}",
+                        levels
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    _ => format!("no heading {text:?}"),
+                })
             }
             Assertion::TableRow { cells, section } => {
                 let rows = table_rows(deliverable, section.as_deref());
@@ -420,7 +441,7 @@ impl Assertion {
                     {
                         Some(Value::String(s)) => s,
                         Some(other) => other.to_string(),
-                        None => return fail(format!("nothing at `{pointer}`")),
+                        None => return Judgement::Unchecked(format!("nothing at `{pointer}`")),
                     },
                     None => deliverable.to_owned(),
                 };
@@ -496,22 +517,31 @@ fn headings(text: &str) -> Vec<(usize, String)> {
     found
 }
 
-/// The body rows of every table, or of the tables under `section`.
+/// The body rows of every table, or of the tables under `section` (its subsections included).
 fn table_rows(text: &str, section: Option<&str>) -> Vec<Vec<String>> {
     use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
     let wanted = section.map(fold);
     let mut rows = Vec::new();
     let mut in_section = wanted.is_none();
-    let mut heading: Option<String> = None;
+    // The level of the matched section heading, while inside it.
+    let mut section_level: Option<usize> = None;
+    let mut heading: Option<(usize, String)> = None;
     let mut row: Option<Vec<String>> = None;
     let mut cell: Option<String> = None;
     let mut in_head = false;
     for event in Parser::new_ext(text, Options::ENABLE_TABLES) {
         match event {
-            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::Start(Tag::Heading { level, .. }) => {
+                heading = Some((level as usize, String::new()))
+            }
             Event::End(TagEnd::Heading(_)) => {
-                if let (Some(h), Some(w)) = (heading.take(), &wanted) {
-                    in_section = fold(&h) == *w;
+                if let (Some((level, text)), Some(w)) = (heading.take(), &wanted) {
+                    if fold(&text) == *w {
+                        section_level = Some(level);
+                    } else if section_level.is_some_and(|open| level <= open) {
+                        section_level = None;
+                    }
+                    in_section = section_level.is_some();
                 }
             }
             Event::Start(Tag::TableHead) => in_head = true,
@@ -531,7 +561,7 @@ fn table_rows(text: &str, section: Option<&str>) -> Vec<Vec<String>> {
                 }
             }
             Event::Text(t) | Event::Code(t) => {
-                if let Some(h) = &mut heading {
+                if let Some((_, h)) = &mut heading {
                     h.push_str(&t);
                 } else if let Some(c) = &mut cell {
                     c.push_str(&t);
@@ -655,6 +685,43 @@ mod tests {
         assert!(!passes(&spec("{type: max-tokens, value: 1000}"), "x"));
         assert!(passes(&spec("{type: outcome, value: valid}"), "x"));
         assert!(!passes(&spec("{type: outcome, value: declined}"), "x"));
+        let nested = "## Scope\n### Matrix\n| Feature | Risk |\n|---|---|\n| Holds | Low |\n## Next\n| Feature | Risk |\n|---|---|\n| Other | High |\n";
+        assert!(
+            passes(
+                &spec("{type: table-row, value: [holds], section: Scope}"),
+                nested
+            ),
+            "a subsection's table is in its section"
+        );
+        assert!(!passes(
+            &spec("{type: table-row, value: [other], section: Scope}"),
+            nested
+        ));
+        let check = spec("{type: heading, value: Matrix, level: 2}");
+        match check.evaluate(&observed(nested)) {
+            Judgement::Fail(reason) => assert!(reason.contains("found it at level 3"), "{reason}"),
+            _ => panic!("the heading is at level 3"),
+        }
+    }
+
+    #[test]
+    fn a_negated_assertion_that_cannot_be_checked_still_fails() {
+        let mut none = observed("x");
+        none.deliverable = None;
+        none.outcome = RunOutcome::Violated;
+        let check = spec("{type: not-contains, value: anything}");
+        assert!(
+            matches!(check.evaluate(&none), Judgement::Fail(reason) if reason.starts_with("not checked"))
+        );
+        let json = r#"{"a": 1}"#;
+        assert!(
+            !passes(&spec("{type: not-json-path, path: /b, equals: 2}"), json),
+            "no `/b` to compare"
+        );
+        assert!(
+            passes(&spec("{type: not-json-path, path: /b}"), json),
+            "`/b` does not exist, as asserted"
+        );
     }
 
     #[test]

@@ -125,7 +125,8 @@ impl Case {
     }
 }
 
-/// Every case of `agents` (all agents when empty), in stable order: by agent, then name.
+/// Every case of `agents` (all agents when empty), in stable order: by agent, then case
+/// directory, then dataset row.
 pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalError> {
     let fixtures = project.root.join("fixtures");
     let agents: Vec<String> = if agents.is_empty() {
@@ -137,6 +138,8 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
     };
     let mut cases = Vec::new();
     let mut problems = Vec::new();
+    let mut agents = agents;
+    agents.sort();
     for agent in &agents {
         if !project.prompts_dir().join(format!("{agent}.md")).is_file() {
             problems.push(format!("no agent `{agent}`"));
@@ -161,7 +164,8 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
     if !problems.is_empty() {
         return Err(EvalError::Cases { problems });
     }
-    cases.sort_by_key(Case::id);
+    // Directories were read in sorted order and a dataset's rows keep their file order, so
+    // the order is stable without sorting by id (which would put row 10 before row 2).
     Ok(cases)
 }
 

@@ -266,6 +266,7 @@ async fn run_case(
         latency_ms: 0,
         failures: Vec::new(),
         error: None,
+        warnings: Vec::new(),
     };
     let fail = |mut result: RunResult, error: String| {
         result.error = Some(error);
@@ -275,6 +276,7 @@ async fn run_case(
         Ok(gathered) => gathered,
         Err(error) => return fail(result, error.to_string()),
     };
+    result.warnings.clone_from(&gathered.warnings);
     let (client, model): (Arc<dyn ModelClient>, String) = match options.mode {
         Mode::Replay => match clients.replayer(&case.recording) {
             Ok(replayer) => {
@@ -358,6 +360,9 @@ async fn run_case(
     if report.outcome == RunOutcome::Interrupted {
         return None;
     }
+    result
+        .warnings
+        .extend(report.guarded.iter().map(ToString::to_string));
     result.outcome = report.outcome;
     result.attempts = report.attempts.len() as u32;
     result.tokens = report.usage.total_tokens;
@@ -400,7 +405,7 @@ async fn run_case(
     for check in &case.checks {
         let reason = match check.evaluate(&observed) {
             Judgement::Pass => continue,
-            Judgement::Fail(reason) => reason,
+            Judgement::Fail(reason) | Judgement::Unchecked(reason) => reason,
             Judgement::Judge(rubric) => {
                 let judge_model = options.judge_model.clone().unwrap_or_else(|| model.clone());
                 let output = report.deliverable.as_deref().unwrap_or("");

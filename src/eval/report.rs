@@ -33,6 +33,9 @@ pub struct RunResult {
     pub failures: Vec<Failure>,
     /// An error that stopped the run (a stale recording, a model failure).
     pub error: Option<String>,
+    /// Warnings about the case's inputs: unknown files, trees cut to budget, tags escaped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A failed expectation.
@@ -416,6 +419,16 @@ impl EvalReport {
                     let _ = writeln!(text, "{:width$}    {line}", "");
                 }
             }
+            if let Some(run) = case.runs.first() {
+                for warning in &run.warnings {
+                    let _ = writeln!(
+                        text,
+                        "{:width$}    warning: {}",
+                        "",
+                        crate::text::clip(warning, 160)
+                    );
+                }
+            }
         }
         let _ = writeln!(
             text,
@@ -607,6 +620,7 @@ mod tests {
                 }]
             },
             error: None,
+            warnings: Vec::new(),
         }
     }
 

@@ -252,13 +252,19 @@ impl State<'_> {
                         .map(|o| format!("`{}` ({})", o.path, o.reason.describe()))
                         .collect();
                     if !notable.is_empty() {
+                        let shown = notable.len().min(5);
+                        let more = if notable.len() > shown {
+                            format!(" and {} more", notable.len() - shown)
+                        } else {
+                            String::new()
+                        };
                         self.warnings.push(format!(
-                            "`{}`: {} file(s) of `{}` left out of the prompt (budget {}): {}",
+                            "`{}`: {} file(s) of `{}` left out of the prompt (budget {}): {}{more}; the prompt lists them all",
                             spec.name,
                             notable.len(),
                             path.display(),
                             crate::text::bytes(budget),
-                            notable.join(", ")
+                            notable[..shown].join(", ")
                         ));
                     }
                     for omission in &tree.omitted {
@@ -283,8 +289,9 @@ impl State<'_> {
             };
         }
         match read::read_text(path, self.limits.max_file_bytes) {
+            // A file's last line break ends the file, not the value: `staging\n` is `staging`.
             Ok(text) => Some(InputValue {
-                text,
+                text: text.trim_end_matches(['\n', '\r']).to_owned(),
                 origin: Origin::File {
                     path: path.to_owned(),
                 },
@@ -410,6 +417,19 @@ impl State<'_> {
         let mut inputs = Inputs::new();
         for spec in &self.prompt.inputs {
             match self.values.remove(&spec.name) {
+                Some(bound) if !spec.required && bound.value.text.trim().is_empty() => {
+                    // An empty cell or `--var FLAG=` means "not given", never a silent blank.
+                    tracing::debug!(input = %spec.name, from = %bound.described, "empty value; the default applies");
+                    if let Some(default) = &spec.default {
+                        inputs.insert(
+                            spec.name.clone(),
+                            InputValue {
+                                text: default.clone(),
+                                origin: Origin::Default,
+                            },
+                        );
+                    }
+                }
                 Some(bound) => {
                     if spec.required && bound.value.text.trim().is_empty() {
                         self.problems.push(InputProblem::Empty {
@@ -418,7 +438,9 @@ impl State<'_> {
                         });
                         continue;
                     }
-                    if !spec.allowed.is_empty() && !spec.allowed.contains(&bound.value.text) {
+                    if !spec.allowed.is_empty()
+                        && !spec.allowed.iter().any(|a| a == bound.value.text.trim())
+                    {
                         self.problems.push(InputProblem::NotAllowed {
                             input: spec.name.clone(),
                             value: bound.value.text,
@@ -426,7 +448,11 @@ impl State<'_> {
                         });
                         continue;
                     }
-                    inputs.insert(spec.name.clone(), bound.value);
+                    let mut value = bound.value;
+                    if !spec.allowed.is_empty() {
+                        value.text = value.text.trim().to_owned();
+                    }
+                    inputs.insert(spec.name.clone(), value);
                 }
                 None if self.refused.contains(&spec.name) => {}
                 None => match &spec.default {

@@ -322,6 +322,8 @@ fn may_hold_secrets(relative: &str) -> bool {
             name.as_str(),
             ".npmrc" | ".pypirc" | ".netrc" | "credentials.json"
         )
+        // Kamal's `.kamal/secrets`, Rails' `secrets.yml`, and their kin.
+        || ((name == "secrets" || name.starts_with("secrets.")) && !example)
 }
 
 #[cfg(test)]
@@ -345,6 +347,7 @@ mod tests {
         write(root, "logo.png", b"\x89PNG\0\0");
         write(root, ".env", b"SECRET=1");
         write(root, ".env.example", b"SECRET=");
+        write(root, ".kamal/secrets", b"KAMAL_REGISTRY_PASSWORD=x");
         let tree = walk_tree(root, 10_000, 10_000).expect("walks");
         let headed: Vec<_> = tree
             .text
@@ -375,7 +378,8 @@ mod tests {
             omitted,
             [
                 (".env", &OmitReason::MayHoldSecrets),
-                ("logo.png", &OmitReason::Binary)
+                ("logo.png", &OmitReason::Binary),
+                (".kamal/secrets", &OmitReason::MayHoldSecrets)
             ]
         );
     }

@@ -78,7 +78,7 @@ pub struct Completion {
 }
 
 impl Completion {
-    /// Read a response body.
+    /// Read a response body; the body is kept as `raw`, not copied.
     pub fn from_response(raw: Value) -> Result<Completion, ModelError> {
         let choice = raw
             .get("choices")
@@ -111,14 +111,16 @@ impl Completion {
                     .unwrap_or(prompt + completion),
             }
         });
+        let finish_reason = FinishReason::parse(choice.get("finish_reason"));
+        let model = raw.get("model").and_then(Value::as_str).map(str::to_owned);
         Ok(Completion {
             content,
             reasoning,
             refusal,
-            finish_reason: FinishReason::parse(choice.get("finish_reason")),
+            finish_reason,
             usage,
-            model: raw.get("model").and_then(Value::as_str).map(str::to_owned),
-            raw: raw.clone(),
+            model,
+            raw,
             retries: 0,
         })
     }

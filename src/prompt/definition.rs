@@ -42,6 +42,8 @@ pub struct Prompt {
     pub declared: PromptDeclared,
     /// Tag names the body uses as structure; inputs may not open or close them.
     pub structural_tags: BTreeSet<String>,
+    /// The body compiled as a template, once (see [`crate::render`]).
+    pub(crate) compiled: std::sync::OnceLock<minijinja::Environment<'static>>,
 }
 
 /// Model parameters an agent suggests.
@@ -168,6 +170,7 @@ impl Prompt {
             declared,
             structural_tags,
             source: text,
+            compiled: std::sync::OnceLock::new(),
         })
     }
 

@@ -109,6 +109,9 @@ pub struct RunReport {
     pub inputs: BTreeMap<String, InputRecord>,
     /// The SHA-256 of the rendered prompt.
     pub prompt_sha256: String,
+    /// What the injection guard changed in the inputs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub guarded: Vec<crate::render::GuardReport>,
     /// How it ended.
     pub outcome: RunOutcome,
     /// Every attempt.

@@ -180,6 +180,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             })
             .collect::<BTreeMap<_, _>>(),
         prompt_sha256: hex(&Sha256::digest(rendered.text.as_bytes())),
+        guarded: rendered.guarded.clone(),
         outcome: RunOutcome::Violated,
         attempts: Vec::new(),
         usage: Usage::default(),

@@ -1,0 +1,192 @@
+//! `agent eval` throughput against a local fake OpenAI-compatible server.
+//!
+//! `cargo bench --bench eval_throughput` generates N release-manager cases (one dataset row
+//! each), serves every request after a fixed latency from a server in this process, and runs
+//! the `agent eval` binary against it as a child process, so the figures are the binary's
+//! own: wall time, cases per second, CPU time (user + system, from `wait4`) and peak resident
+//! memory. It prints, for 0 ms and 200 ms latency at concurrency 8 and 32, how close the wall
+//! time comes to the ideal N × latency ÷ concurrency, the CPU time per case, and the memory
+//! added per case between N = 250 and N = 1,000.
+
+#[path = "support/fake_server.rs"]
+mod fake_server;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("lists") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A project with `cases` generated release-manager cases.
+fn project(root: &Path, cases: usize) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    copy_dir(&root.join("prompts"), &dir.path().join("prompts"));
+    copy_dir(&root.join("schemas"), &dir.path().join("schemas"));
+    let case = dir.path().join("fixtures/release-manager/generated");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    let inputs = root.join("fixtures/release-manager/parcelpoint/inputs");
+    std::fs::write(
+        case.join("case.yaml"),
+        format!(
+            "description: generated\ninputs: {}\ndataset: rows.jsonl\nexpect: {{ outcome: valid }}\nassert:\n  - {{ type: is-json }}\n  - {{ type: json-path, path: /deployment_plan/strategy, equals: canary }}\n",
+            inputs.display()
+        ),
+    )
+    .expect("case");
+    let rows: String = (0..cases)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"{i:05}\", \"VERSION\": \"2.{}.{}\", \"RISK_LEVEL\": \"medium\"}}\n",
+                i / 100,
+                i % 100
+            )
+        })
+        .collect();
+    std::fs::write(case.join("rows.jsonl"), rows).expect("rows");
+    dir
+}
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_kb: u64,
+}
+
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped by wait4, which also returns its resource usage"
+)]
+fn run_eval(binary: &Path, project: &Path, base_url: &str, concurrency: usize) -> Measured {
+    let out = project.join(format!("eval-{}", fastrand::u32(..)));
+    let started = Instant::now();
+    let child = std::process::Command::new(binary)
+        .current_dir(project)
+        .args([
+            "eval",
+            "release-manager",
+            "--live",
+            "--quiet",
+            "--model",
+            "bench",
+            "--base-url",
+            base_url,
+        ])
+        .args(["--concurrency", &concurrency.to_string(), "--out"])
+        .arg(&out)
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("AGENT_MODEL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("agent starts");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; the pointers are to live locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(waited, pid, "wait4 reaps the child");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "every case passes (status {status})"
+    );
+    let seconds = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Measured {
+        wall,
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak_rss_kb: usage.ru_maxrss as u64,
+    }
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_agent"));
+    let reply = std::fs::read_to_string(root.join("fixtures/release-manager/replies/valid.txt"))
+        .expect("reply");
+    let body = fake_server::completion(&reply);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let servers: Vec<(u64, fake_server::FakeServer)> = [0u64, 200]
+        .into_iter()
+        .map(|latency| {
+            let body = body.clone();
+            let server = runtime.block_on(fake_server::start(
+                Duration::from_millis(latency),
+                Arc::new(move |_| body.clone()),
+            ));
+            (latency, server)
+        })
+        .collect();
+    println!(
+        "{:>6} {:>8} {:>5} {:>9} {:>9} {:>7} {:>9} {:>9} {:>11} {:>9}",
+        "cases",
+        "latency",
+        "conc",
+        "wall",
+        "ideal",
+        "ratio",
+        "cases/s",
+        "CPU",
+        "CPU/case",
+        "peak RSS"
+    );
+    let mut peaks = Vec::new();
+    for (cases, latency, concurrency) in [
+        (250, 0, 32),
+        (1000, 0, 8),
+        (1000, 0, 32),
+        (1000, 200, 8),
+        (1000, 200, 32),
+    ] {
+        let project = project(&root, cases);
+        let server = &servers
+            .iter()
+            .find(|(l, _)| *l == latency)
+            .expect("server")
+            .1;
+        let before = server.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let measured = run_eval(&binary, project.path(), &server.base_url, concurrency);
+        let answered = server.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert_eq!(answered, cases as u64, "one request per case");
+        let ideal = Duration::from_millis(latency * cases as u64 / concurrency as u64);
+        let ratio = if ideal.is_zero() {
+            f64::NAN
+        } else {
+            measured.wall.as_secs_f64() / ideal.as_secs_f64()
+        };
+        println!(
+            "{cases:>6} {:>6}ms {concurrency:>5} {:>8.2}s {:>8.2}s {:>7.3} {:>9.0} {:>8.2}s {:>9.3}ms {:>7.1}MB",
+            latency,
+            measured.wall.as_secs_f64(),
+            ideal.as_secs_f64(),
+            ratio,
+            cases as f64 / measured.wall.as_secs_f64(),
+            measured.cpu.as_secs_f64(),
+            measured.cpu.as_secs_f64() * 1000.0 / cases as f64,
+            measured.peak_rss_kb as f64 / 1024.0,
+        );
+        if latency == 0 && concurrency == 32 {
+            peaks.push((cases, measured.peak_rss_kb));
+        }
+    }
+    if let [(small, small_kb), (large, large_kb)] = peaks[..] {
+        let per_case = (large_kb as f64 - small_kb as f64) / (large - small) as f64;
+        println!("memory growth: {per_case:.2} KB per case between {small} and {large} cases");
+    }
+}

@@ -1,0 +1,494 @@
+//! `agent eval` end to end: the shipped fixtures offline, stale recordings, a broken prompt,
+//! shards, resume after a kill, baselines, Ctrl-C.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("lists") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A project in a temp dir holding the agents, contracts and the named fixture folders.
+fn project(fixtures: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for part in ["prompts", "schemas"] {
+        copy_dir(&common::root().join(part), &dir.path().join(part));
+    }
+    for fixture in fixtures {
+        copy_dir(
+            &common::root().join("fixtures").join(fixture),
+            &dir.path().join("fixtures").join(fixture),
+        );
+    }
+    dir
+}
+
+fn eval_in(dir: &Path, args: &[&str]) -> Output {
+    common::agent_in(dir)
+        .arg("eval")
+        .args(args)
+        .env_remove("AGENT_MODEL")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .expect("agent runs")
+}
+
+fn json_file(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("json")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn every_shipped_case_passes_offline() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let json = out.path().join("report.json");
+    let junit = out.path().join("report.xml");
+    let markdown = out.path().join("report.md");
+    let output = common::agent()
+        .arg("eval")
+        .arg("--out")
+        .arg(out.path().join("eval"))
+        .args([
+            "--report",
+            json.to_str().expect("utf-8"),
+            "--report",
+            junit.to_str().expect("utf-8"),
+            "--report",
+            markdown.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("agent runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&output),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = json_file(&json);
+    let cases = report["cases"].as_array().expect("cases");
+    for agent in common::AGENTS {
+        let count = cases.iter().filter(|c| c["agent"] == agent).count();
+        assert!(count >= 8, "{agent} has {count} cases");
+    }
+    assert_eq!(report["summary"]["failed"], 0);
+    assert!(
+        !output.stderr.contains(&b'\r'),
+        "no progress bar off a terminal"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("<testsuite name=\"release-plan\"") && !xml.contains("<failure"));
+    assert!(
+        std::fs::read_to_string(&markdown)
+            .expect("markdown")
+            .contains("## release-manager")
+    );
+}
+
+#[test]
+fn a_stale_recording_fails_and_says_so() {
+    let dir = project(&["deployment-plan/parcelpoint"]);
+    let notes = dir
+        .path()
+        .join("fixtures/deployment-plan/parcelpoint/inputs/notes.md");
+    let text = std::fs::read_to_string(&notes).expect("notes");
+    std::fs::write(&notes, text.replace("2.4.0", "2.4.1")).expect("edit");
+    let output = eval_in(dir.path(), &["--out", "eval"]);
+    assert_eq!(output.status.code(), Some(1));
+    let table = stdout(&output);
+    assert!(
+        table.contains("deployment-plan/parcelpoint") && table.contains("FAIL"),
+        "{table}"
+    );
+    assert!(table.contains("stale"), "{table}");
+    assert!(table.contains("2.4.1"), "says what differs: {table}");
+}
+
+/// A fake model that does what the release-plan prompt says: returns the scaffold it was given.
+struct FollowsTheScaffold;
+
+impl Respond for FollowsTheScaffold {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("json");
+        let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
+        let end = prompt.find("\n```\n\n### Output").unwrap_or(prompt.len());
+        // The scaffold's fence is the last one to open before the output instructions.
+        let start = prompt[..end]
+            .rfind("```markdown\n")
+            .map_or(0, |i| i + "```markdown\n".len());
+        let plan = prompt[start..end].replace("{DATE}", "2026-11-24");
+        ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"content": plan}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+        }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
+    let dir = project(&["release-plan/parcelpoint", "deployment-plan/parcelpoint"]);
+    let case = dir.path().join("fixtures/release-plan/scaffold-echo");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    std::fs::write(
+        case.join("case.yaml"),
+        "description: a model that follows the prompt's scaffold\ninputs: ../parcelpoint/inputs\nexpect: { outcome: valid }\nassert:\n  - { type: heading, value: \"5. Rollback & DR\" }\n",
+    )
+    .expect("case");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(FollowsTheScaffold)
+        .mount(&server)
+        .await;
+    let base_url = format!("{}/v1", server.uri());
+    let live = |dir: PathBuf, report: &'static str| {
+        let base_url = base_url.clone();
+        tokio::task::spawn_blocking(move || {
+            eval_in(
+                &dir,
+                &[
+                    "release-plan",
+                    "--filter",
+                    "scaffold-echo",
+                    "--live",
+                    "--base-url",
+                    &base_url,
+                    "--model",
+                    "m",
+                    "--out",
+                    "live",
+                    "--report",
+                    report,
+                ],
+            )
+        })
+    };
+
+    // The prompt as shipped: the model follows it and the case passes.
+    let before = live(dir.path().to_owned(), "before.xml")
+        .await
+        .expect("joins");
+    assert_eq!(before.status.code(), Some(0), "{}", stdout(&before));
+
+    // Remove a section heading from the prompt's scaffold.
+    let prompt_path = dir.path().join("prompts/release-plan.md");
+    let prompt = std::fs::read_to_string(&prompt_path).expect("prompt");
+    assert!(prompt.contains("## 5. Rollback & DR\n"));
+    std::fs::write(&prompt_path, prompt.replace("## 5. Rollback & DR\n", "")).expect("break it");
+
+    let after = live(dir.path().to_owned(), "after.xml")
+        .await
+        .expect("joins");
+    assert_eq!(after.status.code(), Some(1));
+    let xml = std::fs::read_to_string(dir.path().join("after.xml")).expect("junit");
+    assert!(
+        xml.contains("<testcase classname=\"release-plan\" name=\"scaffold-echo\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure") && xml.contains("5. Rollback &amp; DR"),
+        "{xml}"
+    );
+
+    // Offline, the same break makes every recorded release-plan case stale, and only those.
+    let replay = eval_in(
+        dir.path(),
+        &[
+            "--out",
+            "replay",
+            "--report",
+            "replay.xml",
+            "--filter",
+            "parcelpoint",
+        ],
+    );
+    assert_eq!(replay.status.code(), Some(1));
+    let xml = std::fs::read_to_string(dir.path().join("replay.xml")).expect("junit");
+    assert!(
+        xml.contains("<testsuite name=\"release-plan\" tests=\"1\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<testsuite name=\"deployment-plan\" tests=\"1\" failures=\"0\""),
+        "{xml}"
+    );
+    assert!(xml.contains("stale"), "{xml}");
+}
+
+/// The per-case facts that must not depend on how the eval was split.
+fn outcomes(report: &Value) -> Vec<Value> {
+    report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|case| {
+            let runs: Vec<Value> = case["runs"]
+                .as_array()
+                .expect("runs")
+                .iter()
+                .map(|r| {
+                    json!([
+                        r["outcome"],
+                        r["passed"],
+                        r["attempts"],
+                        r["tokens"],
+                        r["failures"],
+                        r["error"]
+                    ])
+                })
+                .collect();
+            json!([case["id"], case["passed"], runs])
+        })
+        .collect()
+}
+
+#[test]
+fn three_shards_merged_give_the_unsharded_results() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let whole = common::agent()
+        .args(["eval", "--out", &path("all"), "--report", &path("all.json")])
+        .output()
+        .expect("runs");
+    assert_eq!(whole.status.code(), Some(0));
+    let mut shard_reports = Vec::new();
+    for index in 1..=3 {
+        let report = path(&format!("shard-{index}.json"));
+        let output = common::agent()
+            .args([
+                "eval",
+                "--shard",
+                &format!("{index}/3"),
+                "--out",
+                &path(&format!("s{index}")),
+                "--report",
+                &report,
+            ])
+            .output()
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(0));
+        let cases = json_file(Path::new(&report))["cases"]
+            .as_array()
+            .expect("cases")
+            .len();
+        assert!(cases > 0, "shard {index} has cases");
+        shard_reports.push(report);
+    }
+    let merged = common::agent()
+        .args(["eval", "merge"])
+        .args(&shard_reports)
+        .args(["--report", &path("merged.json")])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let all = json_file(&dir.path().join("all.json"));
+    let joined = json_file(&dir.path().join("merged.json"));
+    assert_eq!(outcomes(&joined), outcomes(&all));
+    assert_eq!(joined["summary"], all["summary"]);
+
+    let overlap = common::agent()
+        .args(["eval", "merge"])
+        .arg(&shard_reports[0])
+        .arg(&shard_reports[0])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        overlap.status.code(),
+        Some(2),
+        "overlapping shards are refused"
+    );
+}
+
+#[test]
+fn a_baseline_shows_what_regressed_and_fails_the_eval() {
+    let dir = project(&[
+        "deployment-plan/parcelpoint",
+        "release-strategy/parcelpoint",
+    ]);
+    let first = eval_in(dir.path(), &["--out", "first", "--report", "baseline.json"]);
+    assert_eq!(first.status.code(), Some(0));
+    let notes = dir
+        .path()
+        .join("fixtures/deployment-plan/parcelpoint/inputs/notes.md");
+    std::fs::write(&notes, "- something else entirely\n").expect("edit");
+    let second = eval_in(
+        dir.path(),
+        &["--out", "second", "--baseline", "baseline.json"],
+    );
+    assert_eq!(second.status.code(), Some(1));
+    let table = stdout(&second);
+    assert!(table.contains("1 regressed, 0 improved"), "{table}");
+    assert!(
+        table.contains("regressed: deployment-plan/parcelpoint"),
+        "{table}"
+    );
+}
+
+/// Six cases (dataset rows) against a slow fake model, for kill and interrupt tests.
+fn slow_project() -> tempfile::TempDir {
+    let dir = project(&["release-manager/parcelpoint"]);
+    let case = dir.path().join("fixtures/release-manager/rows");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    std::fs::write(
+        case.join("case.yaml"),
+        "description: six releases\ninputs: ../parcelpoint/inputs\ndataset: rows.jsonl\nexpect: { outcome: valid }\nassert:\n  - { type: is-json }\n",
+    )
+    .expect("case");
+    let rows: String = (1..=6)
+        .map(|i| format!("{{\"id\": \"r{i}\", \"VERSION\": \"2.4.{i}\"}}\n"))
+        .collect();
+    std::fs::write(case.join("rows.jsonl"), rows).expect("rows");
+    dir
+}
+
+async fn slow_server() -> MockServer {
+    let reply =
+        std::fs::read_to_string(common::root().join("fixtures/release-manager/replies/valid.txt"))
+            .expect("reply");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"choices": [{"message": {"content": reply}, "finish_reason": "stop"}]}),
+                )
+                .set_delay(Duration::from_millis(400)),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+fn spawn_eval(dir: &Path, server: &MockServer, extra: &[&str]) -> std::process::Child {
+    common::agent_in(dir)
+        .args([
+            "eval",
+            "release-manager",
+            "--filter",
+            "rows",
+            "--live",
+            "--concurrency",
+            "1",
+            "--model",
+            "m",
+            "--base-url",
+        ])
+        .arg(format!("{}/v1", server.uri()))
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts")
+}
+
+async fn wait_for_results(path: &Path, lines: usize) {
+    for _ in 0..200 {
+        let count = std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+        if count >= lines {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{} never reached {lines} results", path.display());
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_eval_resumes_without_repeating_finished_cases() {
+    let dir = slow_project();
+    let server = slow_server().await;
+    let mut child = spawn_eval(dir.path(), &server, &["--out", "killed"]);
+    let results = dir.path().join("killed/results.jsonl");
+    wait_for_results(&results, 2).await;
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let finished = std::fs::read_to_string(&results)
+        .expect("results")
+        .lines()
+        .count();
+    assert!(
+        (2..6).contains(&finished),
+        "{finished} finished before the kill"
+    );
+    let before = server.received_requests().await.unwrap_or_default().len();
+
+    let resumed = spawn_eval(
+        dir.path(),
+        &server,
+        &[
+            "--resume",
+            dir.path().join("killed").to_str().expect("utf-8"),
+        ],
+    );
+    let output = tokio::task::spawn_blocking(move || resumed.wait_with_output().expect("exits"))
+        .await
+        .expect("joins");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let requests = server.received_requests().await.unwrap_or_default().len() - before;
+    // The case in flight when the kill came had not finished: it runs again, the others not.
+    assert_eq!(
+        requests,
+        6 - finished,
+        "only the unfinished cases ran again"
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&results)
+        .expect("results")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 6);
+    let report = json_file(&dir.path().join("killed/report.json"));
+    assert_eq!(report["summary"]["passed"], 6);
+    assert_eq!(report["partial"], false);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_reports_the_finished_cases_and_marks_the_report_partial() {
+    let dir = slow_project();
+    let server = slow_server().await;
+    let child = spawn_eval(dir.path(), &server, &["--out", "interrupted"]);
+    wait_for_results(&dir.path().join("interrupted/results.jsonl"), 2).await;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exits"))
+        .await
+        .expect("joins");
+    assert_eq!(output.status.code(), Some(130));
+    let report = json_file(&dir.path().join("interrupted/report.json"));
+    assert_eq!(report["partial"], true);
+    let cases = report["cases"].as_array().expect("cases").len();
+    assert!((2..6).contains(&cases), "{cases} finished cases reported");
+    assert!(stdout(&output).contains("PARTIAL"));
+}
