@@ -112,6 +112,28 @@ impl Extracted {
 /// Split `reply`, taking out blocks of `tags`; `server_reasoning` is a server's own field.
 pub fn extract(reply: &str, server_reasoning: Option<&str>, tags: &[String]) -> Extracted {
     let tags: Vec<String> = tags.iter().map(|tag| tag.to_ascii_lowercase()).collect();
+    // No reasoning tag anywhere: the whole reply is the deliverable (most JSON replies).
+    if next_tag(reply, &tags).is_none() {
+        let start = reply.len() - reply.trim_start().len();
+        return Extracted {
+            deliverable: reply.trim().to_owned(),
+            reasoning: server_reasoning
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| ReasoningBlock {
+                    tag: "server".into(),
+                    text: text.to_owned(),
+                    line: 0,
+                    unopened: false,
+                })
+                .into_iter()
+                .collect(),
+            issues: Vec::new(),
+            pieces: vec![Piece {
+                deliverable_start: 0,
+                reply_start: start,
+            }],
+        };
+    }
     let mut splitter = Splitter {
         reply,
         tags: &tags,
@@ -280,10 +302,17 @@ impl Splitter<'_> {
             return;
         }
         self.skip_newline = false;
-        self.pieces.push(Piece {
-            deliverable_start: self.raw.len(),
-            reply_start,
+        // Text that continues the last piece in the reply extends it: one piece per stretch
+        // between reasoning blocks, not one per line.
+        let continues = self.pieces.last().is_some_and(|last| {
+            last.reply_start + (self.raw.len() - last.deliverable_start) == reply_start
         });
+        if !continues {
+            self.pieces.push(Piece {
+                deliverable_start: self.raw.len(),
+                reply_start,
+            });
+        }
         self.raw.push_str(text);
     }
 

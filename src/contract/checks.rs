@@ -178,15 +178,20 @@ pub(crate) fn looks_like_script(text: &str) -> Option<String> {
     if text.contains("```") {
         return Some("a fenced code block".into());
     }
-    if text.lines().any(|line| line.trim_start().starts_with("#!")) {
+    if text.contains("#!") && text.lines().any(|line| line.trim_start().starts_with("#!")) {
         return Some("a shebang line".into());
     }
-    if text.contains("<<EOF") || text.contains("<< EOF") || text.contains("<<'EOF'") {
-        return Some("a heredoc".into());
+    if let Some(at) = text.find("<<") {
+        let after = text[at + 2..]
+            .trim_start()
+            .trim_start_matches(['\'', '"', '-']);
+        if after.starts_with("EOF") {
+            return Some("a heredoc".into());
+        }
     }
+    // `&&` splits into an empty part between its two `&`, which is no command.
     let commands: Vec<&str> = text
-        .split(['\n', ';', '|'])
-        .flat_map(|part| part.split("&&"))
+        .split(['\n', ';', '|', '&'])
         .map(|part| part.trim().trim_start_matches("$ ").trim())
         .filter(|part| is_command(part))
         .collect();
@@ -200,9 +205,12 @@ pub(crate) fn looks_like_script(text: &str) -> Option<String> {
 }
 
 fn is_command(part: &str) -> bool {
-    let first = part.split_whitespace().next().unwrap_or("");
-    let has_argument = part.split_whitespace().nth(1).is_some();
-    (COMMANDS.contains(&first) && has_argument) || first.starts_with("./")
+    let mut words = part.split_whitespace();
+    let first = words.next().unwrap_or("");
+    if first.starts_with("./") {
+        return true;
+    }
+    COMMANDS.contains(&first) && words.next().is_some()
 }
 
 #[cfg(test)]

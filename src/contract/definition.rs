@@ -149,10 +149,12 @@ pub fn judge(
     }
     findings.extend(leaks(reply, extracted, reasoning_tags));
     let deliverable = &extracted.deliverable;
+    let mut parsed = None;
     let (repairs, cleaned, declined) = match &contract.kind {
         Kind::Json(json) => {
             let judged = json.judge(deliverable);
             findings.extend(judged.findings);
+            parsed = judged.value;
             (judged.repairs, judged.deliverable, judged.declined)
         }
         Kind::Markdown(scaffold) => {
@@ -163,7 +165,9 @@ pub fn judge(
             (judged.repairs, judged.deliverable, false)
         }
     };
-    Verdict::new(findings, repairs, cleaned, declined)
+    let mut verdict = Verdict::new(findings, repairs, cleaned, declined);
+    verdict.json = parsed;
+    verdict
 }
 
 /// Reasoning tags left in the deliverable (inside code fences, or escaped), which would pass

@@ -23,6 +23,7 @@ pub(crate) struct JsonContract {
 
 /// The judgement of a JSON deliverable, before it becomes a verdict.
 pub(crate) struct JsonJudgement {
+    pub(crate) value: Option<serde_json::Value>,
     pub(crate) findings: Vec<Violation>,
     pub(crate) repairs: Vec<String>,
     pub(crate) deliverable: String,
@@ -88,6 +89,7 @@ impl JsonContract {
             _ => false,
         };
         JsonJudgement {
+            value: found.value,
             findings,
             repairs: found.repairs,
             deliverable: found.text,

@@ -168,6 +168,9 @@ pub struct Verdict {
     pub repairs: Vec<String>,
     /// The deliverable as it should be passed on (a repaired JSON text, an unwrapped document).
     pub deliverable: String,
+    /// A JSON deliverable, parsed (kept so that nothing downstream parses it again).
+    #[serde(skip)]
+    pub json: Option<serde_json::Value>,
 }
 
 impl Verdict {
@@ -210,6 +213,7 @@ impl Verdict {
             warnings,
             repairs,
             deliverable,
+            json: None,
         }
     }
 }

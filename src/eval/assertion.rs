@@ -133,6 +133,19 @@ pub(crate) struct Observed<'a> {
     pub usage: Usage,
     /// Model time in all.
     pub latency_ms: u64,
+    /// The deliverable parsed as JSON, once for all the assertions that need it.
+    pub json: std::cell::OnceCell<Option<Value>>,
+}
+
+impl Observed<'_> {
+    fn json(&self) -> Option<&Value> {
+        self.json
+            .get_or_init(|| {
+                self.deliverable
+                    .and_then(|text| serde_json::from_str(text).ok())
+            })
+            .as_ref()
+    }
 }
 
 /// An assertion's result before negation.
@@ -373,9 +386,7 @@ impl Assertion {
             Assertion::Regex(pattern) => check(pattern.is_match(deliverable), &|| {
                 format!("does not match /{pattern}/")
             }),
-            Assertion::IsJson => check(serde_json::from_str::<Value>(deliverable).is_ok(), &|| {
-                "is not JSON".into()
-            }),
+            Assertion::IsJson => check(observed.json().is_some(), &|| "is not JSON".into()),
             Assertion::ContainsJson => check(contains_json(deliverable), &|| {
                 "holds no JSON object or array".into()
             }),
@@ -383,7 +394,7 @@ impl Assertion {
                 pointer,
                 check: what,
             } => {
-                let Ok(value) = serde_json::from_str::<Value>(deliverable) else {
+                let Some(value) = observed.json() else {
                     return Judgement::Unchecked("the deliverable is not JSON".into());
                 };
                 match (value.pointer(pointer), what) {
@@ -435,14 +446,13 @@ impl Assertion {
             }
             Assertion::MaxWords { max, pointer } => {
                 let text = match pointer {
-                    Some(pointer) => match serde_json::from_str::<Value>(deliverable)
-                        .ok()
-                        .and_then(|v| v.pointer(pointer).cloned())
-                    {
-                        Some(Value::String(s)) => s,
-                        Some(other) => other.to_string(),
-                        None => return Judgement::Unchecked(format!("nothing at `{pointer}`")),
-                    },
+                    Some(pointer) => {
+                        match observed.json().and_then(|v| v.pointer(pointer).cloned()) {
+                            Some(Value::String(s)) => s,
+                            Some(other) => other.to_string(),
+                            None => return Judgement::Unchecked(format!("nothing at `{pointer}`")),
+                        }
+                    }
                     None => deliverable.to_owned(),
                 };
                 let words = crate::text::word_count(&text);
@@ -593,6 +603,7 @@ mod tests {
                 total_tokens: 1_100_000,
             },
             latency_ms: 1200,
+            json: std::cell::OnceCell::new(),
         }
     }
 

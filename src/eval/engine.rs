@@ -16,7 +16,7 @@ use super::error::EvalError;
 use super::judge;
 use super::report::{Failure, RunResult};
 use crate::artifacts::RunFolder;
-use crate::inputs::{Limits, gather};
+use crate::inputs::{DirLayer, Limits, gather_over, read_dir_layer};
 use crate::model::{ModelClient, OpenAiClient, Recorder, Replayer};
 use crate::project::{Agent, Project};
 use crate::runner::{Run, RunOptions, RunOutcome, run};
@@ -203,14 +203,25 @@ pub async fn run_eval(
     Ok(finished)
 }
 
-/// Clients shared between cases: one replayer per recording file, one recorder per file.
+/// What cases share: one replayer per recording file, one recorder per file, one read of
+/// each inputs directory per agent.
 #[derive(Default)]
 struct Clients {
+    layers: Mutex<HashMap<(String, PathBuf), Arc<DirLayer>>>,
     replayers: Mutex<HashMap<PathBuf, Arc<Replayer>>>,
     recorders: Mutex<HashMap<PathBuf, Arc<Recorder<Arc<OpenAiClient>>>>>,
 }
 
 impl Clients {
+    fn layer(&self, agent: &Agent, dir: &Path) -> Arc<DirLayer> {
+        let key = (agent.prompt.name.clone(), dir.to_owned());
+        let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+        layers
+            .entry(key)
+            .or_insert_with(|| Arc::new(read_dir_layer(&agent.prompt, dir, &Limits::default())))
+            .clone()
+    }
+
     fn replayer(&self, path: &Path) -> Result<Arc<Replayer>, String> {
         let mut replayers = self.replayers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(found) = replayers.get(path) {
@@ -272,7 +283,17 @@ async fn run_case(
         result.error = Some(error);
         Some(result)
     };
-    let gathered = match gather(&agent.prompt, &case.sources, &Limits::default()) {
+    let layer = case
+        .sources
+        .dir
+        .as_deref()
+        .map(|dir| clients.layer(agent, dir));
+    let gathered = match gather_over(
+        &agent.prompt,
+        layer.as_deref(),
+        &case.sources,
+        &Limits::default(),
+    ) {
         Ok(gathered) => gathered,
         Err(error) => return fail(result, error.to_string()),
     };
@@ -349,7 +370,7 @@ async fn run_case(
         },
     )
     .await;
-    let report = match outcome {
+    let mut report = match outcome {
         Ok(report) => report,
         Err(crate::runner::RunError::Model { error, report }) => {
             result.attempts = report.attempts.len() as u32;
@@ -401,7 +422,11 @@ async fn run_case(
         attempts: result.attempts,
         usage: report.usage,
         latency_ms: result.latency_ms,
+        json: std::cell::OnceCell::new(),
     };
+    if let Some(value) = report.deliverable_json.take() {
+        let _ = observed.json.set(Some(value));
+    }
     for check in &case.checks {
         let reason = match check.evaluate(&observed) {
             Judgement::Pass => continue,

@@ -66,17 +66,53 @@ pub fn gather(
     sources: &Sources,
     limits: &Limits,
 ) -> Result<Gathered, InputsError> {
-    let mut state = State {
-        prompt,
-        limits,
-        values: BTreeMap::new(),
-        problems: Vec::new(),
-        warnings: Vec::new(),
-        omitted: BTreeMap::new(),
-        refused: BTreeSet::new(),
-    };
-    if let Some(dir) = &sources.dir {
-        state.read_dir(dir);
+    let layer = sources
+        .dir
+        .as_deref()
+        .map(|dir| read_dir_layer(prompt, dir, limits));
+    gather_over(prompt, layer.as_ref(), sources, limits)
+}
+
+/// What an inputs directory binds for one agent, read once so that the cases sharing the
+/// directory (the rows of a dataset) do not read and parse its files again.
+#[derive(Clone)]
+pub struct DirLayer {
+    values: BTreeMap<String, Bound>,
+    problems: Vec<InputProblem>,
+    warnings: Vec<String>,
+    omitted: BTreeMap<String, Vec<Omission>>,
+    refused: BTreeSet<String>,
+}
+
+/// Read `dir` as an inputs directory of `prompt`.
+pub fn read_dir_layer(prompt: &Prompt, dir: &Path, limits: &Limits) -> DirLayer {
+    let mut state = State::new(prompt, limits);
+    state.read_dir(dir);
+    DirLayer {
+        values: state.values,
+        problems: state.problems,
+        warnings: state.warnings,
+        omitted: state.omitted,
+        refused: state.refused,
+    }
+}
+
+/// Gather as [`gather`] does, over an inputs directory already read (`sources.dir` is not
+/// read again).
+pub fn gather_over(
+    prompt: &Prompt,
+    layer: Option<&DirLayer>,
+    sources: &Sources,
+    limits: &Limits,
+) -> Result<Gathered, InputsError> {
+    let mut state = State::new(prompt, limits);
+    if let Some(layer) = layer {
+        let layer = layer.clone();
+        state.values = layer.values;
+        state.problems = layer.problems;
+        state.warnings = layer.warnings;
+        state.omitted = layer.omitted;
+        state.refused = layer.refused;
     }
     for path in &sources.vars_files {
         state.read_vars_file(path, Level::VarsFile);
@@ -109,6 +145,7 @@ enum Level {
     Flag,
 }
 
+#[derive(Clone)]
 struct Bound {
     value: InputValue,
     level: Level,
@@ -126,7 +163,19 @@ struct State<'a> {
     refused: BTreeSet<String>,
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
+    fn new(prompt: &'a Prompt, limits: &'a Limits) -> State<'a> {
+        State {
+            prompt,
+            limits,
+            values: BTreeMap::new(),
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            omitted: BTreeMap::new(),
+            refused: BTreeSet::new(),
+        }
+    }
+
     fn read_dir(&mut self, dir: &Path) {
         if !dir.is_dir() {
             self.problems.push(InputProblem::NotADirectory {

@@ -9,6 +9,6 @@ mod values;
 mod vars_file;
 
 pub use error::{InputProblem, InputsError};
-pub use gather::{Gathered, Limits, Sources, gather};
+pub use gather::{DirLayer, Gathered, Limits, Sources, gather, gather_over, read_dir_layer};
 pub use tree::{Omission, OmitReason, Tree, walk_tree};
 pub use values::{InputValue, Inputs, Origin};

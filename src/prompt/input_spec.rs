@@ -63,7 +63,14 @@ impl InputSpec {
     /// Case and the choice of `-` or `_` do not matter: `technical-specification.md`
     /// binds `TECHNICAL_SPECIFICATION`.
     pub fn answers_to(&self, key: &str) -> bool {
-        fold_name(&self.name) == fold_name(key)
+        let fold = |ch: char| {
+            if ch == '-' {
+                '_'
+            } else {
+                ch.to_ascii_lowercase()
+            }
+        };
+        self.name.len() == key.len() && self.name.chars().map(fold).eq(key.chars().map(fold))
     }
 }
 

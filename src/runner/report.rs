@@ -105,9 +105,9 @@ pub struct RunReport {
     pub endpoint: String,
     /// Parameters.
     pub parameters: Parameters,
-    /// Each input's hash and source.
+    /// Each input's hash and source (recorded when the run has a folder).
     pub inputs: BTreeMap<String, InputRecord>,
-    /// The SHA-256 of the rendered prompt.
+    /// The SHA-256 of the rendered prompt (recorded when the run has a folder).
     pub prompt_sha256: String,
     /// What the injection guard changed in the inputs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -133,6 +133,9 @@ pub struct RunReport {
     /// The deliverable, for valid and declined runs only.
     #[serde(skip)]
     pub deliverable: Option<String>,
+    /// A JSON deliverable, parsed.
+    #[serde(skip)]
+    pub deliverable_json: Option<serde_json::Value>,
     /// The final attempt's reasoning.
     #[serde(skip)]
     pub reasoning: String,

@@ -147,8 +147,13 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         }
         Ok(())
     };
+    // Serialize only when there is a folder to write to: an eval without artifacts runs
+    // thousands of attempts and needs none of these bytes.
     let write_json = |relative: &str, value: &dyn erased::Json| -> Result<(), RunError> {
-        write(relative, &value.pretty())
+        if folder.is_some() {
+            write(relative, &value.pretty())?;
+        }
+        Ok(())
     };
     write("prompt.md", rendered.text.as_bytes())?;
 
@@ -165,9 +170,11 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             attempts: run.options.attempts,
             max_total_tokens: run.options.max_total_tokens,
         },
+        // Hashes are for run.json; a run without a folder records none.
         inputs: run
             .inputs
             .iter()
+            .filter(|_| folder.is_some())
             .map(|(name, value)| {
                 (
                     name.clone(),
@@ -179,7 +186,11 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                 )
             })
             .collect::<BTreeMap<_, _>>(),
-        prompt_sha256: hex(&Sha256::digest(rendered.text.as_bytes())),
+        prompt_sha256: if folder.is_some() {
+            hex(&Sha256::digest(rendered.text.as_bytes()))
+        } else {
+            String::new()
+        },
         guarded: rendered.guarded.clone(),
         outcome: RunOutcome::Violated,
         attempts: Vec::new(),
@@ -191,6 +202,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         elapsed_ms: 0,
         folder: folder.map(|f| f.path().to_owned()),
         deliverable: None,
+        deliverable_json: None,
         reasoning: String::new(),
     };
 
@@ -283,6 +295,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                     RunOutcome::Declined
                 };
                 report.deliverable = Some(verdict.deliverable);
+                report.deliverable_json = verdict.json;
                 break;
             }
             Outcome::Invalid => {
