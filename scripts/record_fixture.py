@@ -10,6 +10,12 @@ turn, each attempt in turn, then any llm-rubric judge reply.
 
     scripts/record_fixture.py release-plan fixtures/release-plan/parcelpoint
 
+A pipeline is recorded the same way, its steps served in the order they run (a chain runs
+one step at a time):
+
+    scripts/record_fixture.py --pipeline pipelines/release.yaml \
+        --recording pipelines/release.recording.json REPLY...
+
 Re-run it whenever the prompt or the case's inputs change: a stale recording makes the case
 fail and says what differs.
 """
@@ -28,6 +34,8 @@ MODEL = "fixture-model"
 
 
 def serve(replies):
+    """Serve `replies` in order. A reply given as (match, text) goes to the first request whose
+    prompt contains `match`, so steps that run at once still get their own replies."""
     queue = list(replies)
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -39,7 +47,13 @@ def serve(replies):
                 self.end_headers()
                 self.wfile.write(b"no scripted reply left")
                 return
-            content = queue.pop(0)
+            prompt = request["messages"][0]["content"]
+            chosen = next((i for i, r in enumerate(queue) if isinstance(r, tuple) and r[0] in prompt), None)
+            if chosen is None:
+                chosen = next((i for i, r in enumerate(queue) if not isinstance(r, tuple)), 0)
+            content = queue.pop(chosen)
+            if isinstance(content, tuple):
+                content = content[1]
             prompt_chars = sum(len(m["content"]) for m in request["messages"])
             body = {
                 "id": f"chatcmpl-fixture-{len(replies) - len(queue)}",
@@ -88,6 +102,8 @@ def scripted_replies(case):
 
 
 def main():
+    if "--pipeline" in sys.argv:
+        return record_pipeline()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("agent")
     parser.add_argument("case", help="the case folder, fixtures/<agent>/<case>")
@@ -118,6 +134,43 @@ def main():
         print(f"warning: {len(left)} scripted repl(ies) were not used", file=sys.stderr)
     print(f"{case / 'recording.json'}: agent eval exited {result.returncode}", file=sys.stderr)
     return 0 if result.returncode in (0, 1) else result.returncode
+
+
+def record_pipeline():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", required=True)
+    parser.add_argument("--recording", required=True)
+    parser.add_argument("replies", nargs="+", help="reply files, one per step in the order the steps run; `TEXT=FILE` routes FILE to the request whose prompt holds TEXT, for steps that run at once")
+    parser.add_argument("--agent-bin", default=os.environ.get("AGENT_BIN", "target/debug/agent"))
+    parser.add_argument("--inputs", help="the pipeline's inputs directory")
+    args = parser.parse_args()
+    recording = pathlib.Path(args.recording)
+    if recording.exists():
+        recording.unlink()
+    def load(spec):
+        match, sep, path = spec.rpartition("=")
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+        return (match, text) if sep else text
+    replies = [load(r) for r in args.replies]
+    server, left = serve(replies)
+    port = server.server_address[1]
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            args.agent_bin, "pipeline", "run", args.pipeline,
+            "--record", str(recording), "--quiet",
+            "--base-url", f"http://127.0.0.1:{port}/v1",
+            "--model", MODEL,
+            "--out", out,
+        ]
+        if args.inputs:
+            command += ["--inputs", args.inputs]
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AGENT_MODEL", "AGENT_PROFILE")}
+        result = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
+    server.shutdown()
+    if left:
+        print(f"warning: {len(left)} scripted repl(ies) were not used", file=sys.stderr)
+    print(f"{recording}: agent pipeline run exited {result.returncode}", file=sys.stderr)
+    return 0 if result.returncode in (0, 1, 4) else result.returncode
 
 
 if __name__ == "__main__":

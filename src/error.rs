@@ -48,6 +48,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// A pipeline that cannot run.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
     /// An eval that cannot run.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -87,7 +91,9 @@ impl Error {
                     Status::Model
                 }
             }
-            Error::Run(_) | Error::Settings(_) | Error::Eval(_) => Status::Usage,
+            Error::Run(_) | Error::Settings(_) | Error::Eval(_) | Error::Pipeline(_) => {
+                Status::Usage
+            }
             Error::Project(_)
             | Error::Prompt(_)
             | Error::Contract(_)

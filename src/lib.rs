@@ -17,6 +17,7 @@ pub mod guard;
 pub mod inputs;
 pub mod logging;
 pub mod model;
+pub mod pipeline;
 pub mod project;
 pub mod prompt;
 pub mod render;

@@ -53,6 +53,8 @@ pub enum Command {
     Config(super::ConfigArgs),
     /// Run agents over their fixture cases, check assertions, report for people and CI.
     Eval(super::EvalArgs),
+    /// Run or check a pipeline of agents chained through their deliverables.
+    Pipeline(super::PipelineArgs),
 }
 
 /// `agent list`.

@@ -158,7 +158,13 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     let mut settings = HashMap::new();
     let mut live = None;
     if mode != Mode::Replay {
-        let agents: BTreeSet<&str> = cases.iter().map(|c| c.agent.as_str()).collect();
+        // A pipeline case may run any agent.
+        let all = project.agent_names()?;
+        let agents: BTreeSet<&str> = if cases.iter().any(|c| c.pipeline.is_some()) {
+            all.iter().map(String::as_str).collect()
+        } else {
+            cases.iter().map(|c| c.agent.as_str()).collect()
+        };
         for name in agents {
             let agent = project.load(name)?;
             settings.insert(

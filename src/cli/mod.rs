@@ -6,6 +6,7 @@ mod config;
 mod eval;
 mod list;
 mod model_args;
+mod pipeline;
 mod render;
 mod run;
 mod show;
@@ -14,6 +15,7 @@ pub use args::{Cli, Command, GlobalArgs, InputArgs};
 pub use config::ConfigArgs;
 pub use eval::{EvalAction, EvalArgs, EvalRunArgs, MergeArgs};
 pub use model_args::{ModelArgs, RecordArgs};
+pub use pipeline::{PipelineAction, PipelineArgs, PipelineCheckArgs, PipelineRunArgs};
 pub use run::RunArgs;
 
 use crate::error::Error;
@@ -31,5 +33,11 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Run(args) => run::run(&project()?, &args, cli.global.quiet).await,
         Command::Config(args) => config::run(&project()?, &args),
         Command::Eval(args) => eval::run(&project()?, &args, cli.global.quiet).await,
+        Command::Pipeline(args) => match &args.action {
+            PipelineAction::Run(run_args) => {
+                pipeline::run(&project()?, run_args, cli.global.quiet).await
+            }
+            PipelineAction::Check(check_args) => pipeline::check_only(&project()?, check_args),
+        },
     }
 }

@@ -46,6 +46,9 @@ pub struct Expect {
     pub outcome: ExpectedOutcome,
     /// The exact number of attempts, if it matters.
     pub attempts: Option<u32>,
+    /// For a pipeline case: how each step ends.
+    #[serde(default)]
+    pub steps: std::collections::BTreeMap<String, crate::pipeline::StepStatus>,
 }
 
 /// A case file.
@@ -65,6 +68,8 @@ struct CaseFile {
     #[serde(default, rename = "assert")]
     assertions: Vec<AssertionSpec>,
     recording: Option<PathBuf>,
+    /// A pipeline file to run instead of one agent (cases under `fixtures/pipelines/`).
+    pipeline: Option<PathBuf>,
     /// The hand-written replies its recording was made from, for `scripts/record_fixture.py`;
     /// `agent eval` does not read them.
     #[serde(default)]
@@ -98,6 +103,8 @@ pub struct Case {
     pub checks: Vec<Check>,
     /// Its recording.
     pub recording: PathBuf,
+    /// The pipeline it runs, for a pipeline case.
+    pub pipeline: Option<PathBuf>,
 }
 
 impl Case {
@@ -129,12 +136,14 @@ impl Case {
 /// directory, then dataset row.
 pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalError> {
     let fixtures = project.root.join("fixtures");
+    // `pipelines` selects the pipeline cases; no agents selects every agent and the pipelines.
+    let include_pipelines = agents.is_empty() || agents.iter().any(|a| a == PIPELINES);
     let agents: Vec<String> = if agents.is_empty() {
         project.agent_names().map_err(|e| EvalError::Cases {
             problems: vec![e.to_string()],
         })?
     } else {
-        agents.to_vec()
+        agents.iter().filter(|a| *a != PIPELINES).cloned().collect()
     };
     let mut cases = Vec::new();
     let mut problems = Vec::new();
@@ -148,18 +157,11 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
         let Ok(entries) = std::fs::read_dir(fixtures.join(agent)) else {
             continue;
         };
-        let mut dirs: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("case.yaml").is_file())
-            .collect();
-        dirs.sort();
-        for dir in dirs {
-            match load_case(agent, &dir) {
-                Ok(mut found) => cases.append(&mut found),
-                Err(problem) => problems.push(problem),
-            }
-        }
+        cases_in(agent, entries, &mut cases, &mut problems);
+    }
+    // Pipeline cases live beside the agents', under `fixtures/pipelines/`.
+    if include_pipelines && let Ok(entries) = std::fs::read_dir(fixtures.join(PIPELINES)) {
+        cases_in(PIPELINES, entries, &mut cases, &mut problems);
     }
     if !problems.is_empty() {
         return Err(EvalError::Cases { problems });
@@ -167,6 +169,30 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
     // Directories were read in sorted order and a dataset's rows keep their file order, so
     // the order is stable without sorting by id (which would put row 10 before row 2).
     Ok(cases)
+}
+
+/// The folder of pipeline cases, and their "agent" in case ids.
+pub(crate) const PIPELINES: &str = "pipelines";
+
+/// The cases of the case directories in `entries`, in directory order.
+fn cases_in(
+    agent: &str,
+    entries: std::fs::ReadDir,
+    cases: &mut Vec<Case>,
+    problems: &mut Vec<String>,
+) {
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join("case.yaml").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        match load_case(agent, &dir) {
+            Ok(mut found) => cases.append(&mut found),
+            Err(problem) => problems.push(problem),
+        }
+    }
 }
 
 fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
@@ -210,6 +236,7 @@ fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from("recording.json")),
         ),
+        pipeline: file.pipeline.as_ref().map(|p| dir.join(p)),
     };
     let Some(dataset) = &file.dataset else {
         return Ok(vec![base]);

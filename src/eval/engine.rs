@@ -1,7 +1,7 @@
 //! Running cases: concurrently, under the shared transport limits, each result durable as it
 //! finishes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -18,6 +18,9 @@ use super::report::{Failure, RunResult};
 use crate::artifacts::RunFolder;
 use crate::inputs::{DirLayer, Limits, gather_over, read_dir_layer};
 use crate::model::{ModelClient, OpenAiClient, Recorder, Replayer};
+use crate::pipeline::{
+    PipelineOptions, Plan, StepParameters, StepStatus, check, read_pipeline_inputs, run_pipeline,
+};
 use crate::project::{Agent, Project};
 use crate::runner::{Run, RunOptions, RunOutcome, run};
 use crate::settings::Settings;
@@ -137,17 +140,26 @@ pub async fn run_eval(
         path: results.to_owned(),
         message: e.to_string(),
     };
-    let mut agents: HashMap<String, Arc<Agent>> = HashMap::new();
+    // What each case runs: an agent, loaded once, or a pipeline, checked once.
+    let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
     for case in cases {
-        if !agents.contains_key(&case.agent) {
-            let agent = context
-                .project
-                .load(&case.agent)
-                .map_err(|e| EvalError::Cases {
-                    problems: vec![e.to_string()],
-                })?;
-            agents.insert(case.agent.clone(), Arc::new(agent));
+        let key = target_key(case);
+        if targets.contains_key(&key) {
+            continue;
         }
+        let problem = |e: String| EvalError::Cases { problems: vec![e] };
+        let target = match &case.pipeline {
+            Some(path) => {
+                Target::Pipeline(check(context.project, path).map_err(|e| problem(e.to_string()))?)
+            }
+            None => Target::Agent(Box::new(
+                context
+                    .project
+                    .load(&case.agent)
+                    .map_err(|e| problem(e.to_string()))?,
+            )),
+        };
+        targets.insert(key, Arc::new(target));
     }
     let judge = Arc::new(judge::judge_agent().map_err(|e| EvalError::Cases { problems: vec![e] })?);
     let clients = Clients::default();
@@ -172,10 +184,10 @@ pub async fn run_eval(
     let mut finished = Vec::with_capacity(runs.len());
     let mut stream = futures::stream::iter(runs)
         .map(|(case, repeat)| {
-            let agent = agents[&case.agent].clone();
+            let target = targets[&target_key(case)].clone();
             let judge = judge.clone();
             let clients = &clients;
-            async move { run_case(context, clients, &agent, &judge, case, repeat, options).await }
+            async move { run_case(context, clients, &target, &judge, case, repeat, options).await }
         })
         .buffer_unordered(options.concurrency.max(1));
     while let Some(result) = stream.next().await {
@@ -201,6 +213,19 @@ pub async fn run_eval(
         .sync_all()
         .map_err(report_error)?;
     Ok(finished)
+}
+
+/// What a case runs.
+enum Target {
+    Agent(Box<Agent>),
+    Pipeline(Plan),
+}
+
+fn target_key(case: &Case) -> String {
+    match &case.pipeline {
+        Some(path) => format!("pipeline:{}", path.display()),
+        None => case.agent.clone(),
+    }
 }
 
 /// What cases share: one replayer per recording file, one recorder per file, one read of
@@ -253,12 +278,39 @@ impl Clients {
     }
 }
 
-/// Run one case once and judge it. `None` when the run was interrupted: it has not finished,
-/// so it is not recorded, and `--resume` runs it again.
+/// What one run of a case produced, from an agent or a pipeline.
+struct Produced {
+    outcome: RunOutcome,
+    attempts: u32,
+    tokens: u64,
+    latency_ms: u64,
+    usage: crate::model::Usage,
+    deliverable: Option<String>,
+    json: Option<serde_json::Value>,
+    reasoning: String,
+    warnings: Vec<String>,
+    /// The last attempt's first violation, to explain an unexpected outcome.
+    explanation: Option<String>,
+    /// A pipeline's step statuses.
+    steps: BTreeMap<String, StepStatus>,
+    /// The client and model, for the llm-rubric judge.
+    client: Arc<dyn ModelClient>,
+    model: String,
+}
+
+/// Why a run produced nothing to judge.
+enum Unproduced {
+    /// Ctrl-C: not finished, so not recorded; `--resume` runs it again.
+    Interrupted,
+    /// An error that stopped it (stale recording, bad inputs, model failure).
+    Failed { error: String, attempts: u32 },
+}
+
+/// Run one case once and judge it. `None` when the run was interrupted.
 async fn run_case(
     context: &EvalContext<'_>,
     clients: &Clients,
-    agent: &Agent,
+    target: &Target,
     judge: &Agent,
     case: &Case,
     repeat: u32,
@@ -279,131 +331,42 @@ async fn run_case(
         error: None,
         warnings: Vec::new(),
     };
-    let fail = |mut result: RunResult, error: String| {
-        result.error = Some(error);
-        Some(result)
-    };
-    let layer = case
-        .sources
-        .dir
-        .as_deref()
-        .map(|dir| clients.layer(agent, dir));
-    let gathered = match gather_over(
-        &agent.prompt,
-        layer.as_deref(),
-        &case.sources,
-        &Limits::default(),
-    ) {
-        Ok(gathered) => gathered,
-        Err(error) => return fail(result, error.to_string()),
-    };
-    result.warnings.clone_from(&gathered.warnings);
-    let (client, model): (Arc<dyn ModelClient>, String) = match options.mode {
-        Mode::Replay => match clients.replayer(&case.recording) {
-            Ok(replayer) => {
-                let model = replayer.recording().model().unwrap_or("unknown").to_owned();
-                (replayer, model)
-            }
-            Err(error) => return fail(result, error),
-        },
-        Mode::Live | Mode::Record => {
-            let Some(settings) = context.settings.get(&case.agent) else {
-                return fail(result, format!("no settings resolved for `{}`", case.agent));
-            };
-            let model = match settings.model() {
-                Ok(model) => model.to_owned(),
-                Err(error) => return fail(result, error.to_string()),
-            };
-            let client: Arc<dyn ModelClient> = if options.mode == Mode::Record {
-                match clients.recorder(context, &case.recording, false) {
-                    Some(recorder) => recorder,
-                    None => return fail(result, "no live endpoint to record from".into()),
-                }
-            } else {
-                match &context.live {
-                    Some(live) => live.clone(),
-                    None => return fail(result, "no live endpoint".into()),
-                }
-            };
-            (client, model)
+    let produced = match target {
+        Target::Agent(agent) => produce_agent(context, clients, agent, case, repeat, options).await,
+        Target::Pipeline(plan) => {
+            produce_pipeline(context, clients, plan, case, repeat, options).await
         }
     };
-    let settings = context.settings.get(&case.agent);
-    let param = |pick: fn(&Settings) -> Option<f64>| settings.and_then(pick);
-    let folder = options.artifacts.as_ref().and_then(|dir| {
-        let name = format!("{}-{}", case.name.replace(['/', '#'], "_"), repeat + 1);
-        RunFolder::at(&dir.join(&case.agent).join(name))
-            .ok()
-            .map(RunFolder::without_sync)
-    });
-    let (temperature, max_tokens, seed, top_p) = match options.mode {
-        // A replay sends what the agent's defaults say, as the recording was made.
-        Mode::Replay => (
-            agent.prompt.defaults.temperature,
-            agent.prompt.defaults.max_tokens,
-            agent.prompt.defaults.seed,
-            agent.prompt.defaults.top_p,
-        ),
-        Mode::Live | Mode::Record => (
-            param(|s| s.temperature.as_ref().map(|t| f64::from(t.value))).map(|t| t as f32),
-            settings.and_then(|s| s.max_tokens.as_ref().map(|t| t.value)),
-            settings.and_then(|s| s.seed.as_ref().map(|t| t.value)),
-            param(|s| s.top_p.as_ref().map(|t| f64::from(t.value))).map(|t| t as f32),
-        ),
-    };
-    let outcome = run(
-        client.as_ref(),
-        Run {
-            agent,
-            inputs: &gathered.inputs,
-            model: model.clone(),
-            temperature,
-            max_tokens,
-            seed,
-            top_p,
-            options: RunOptions {
-                attempts: case.attempts,
-                ..RunOptions::default()
-            },
-            folder,
-            cancel: context.cancel.clone(),
-        },
-    )
-    .await;
-    let mut report = match outcome {
-        Ok(report) => report,
-        Err(crate::runner::RunError::Model { error, report }) => {
-            result.attempts = report.attempts.len() as u32;
-            return fail(result, error.to_string());
+    let mut produced = match produced {
+        Ok(produced) => produced,
+        Err(Unproduced::Interrupted) => return None,
+        Err(Unproduced::Failed { error, attempts }) => {
+            result.attempts = attempts;
+            result.error = Some(error);
+            return Some(result);
         }
-        Err(error) => return fail(result, error.to_string()),
     };
-    if report.outcome == RunOutcome::Interrupted {
-        return None;
-    }
-    result
-        .warnings
-        .extend(report.guarded.iter().map(ToString::to_string));
-    result.outcome = report.outcome;
-    result.attempts = report.attempts.len() as u32;
-    result.tokens = report.usage.total_tokens;
-    result.latency_ms = report.attempts.iter().map(|a| a.model_ms).sum();
+    result.warnings = std::mem::take(&mut produced.warnings);
+    result.outcome = produced.outcome;
+    result.attempts = produced.attempts;
+    result.tokens = produced.tokens;
+    result.latency_ms = produced.latency_ms;
     let expected = match case.expect.outcome {
         ExpectedOutcome::Valid => RunOutcome::Valid,
         ExpectedOutcome::Declined => RunOutcome::Declined,
         ExpectedOutcome::Violated => RunOutcome::Violated,
     };
-    if report.outcome != expected {
-        let detail = report
-            .last_violations()
-            .first()
-            .map(|v| format!("; last attempt: {v}"))
+    if produced.outcome != expected {
+        let detail = produced
+            .explanation
+            .as_ref()
+            .map(|v| format!("; {v}"))
             .unwrap_or_default();
         result.failures.push(Failure {
             check: "outcome".into(),
             reason: format!(
                 "{:?} after {} attempt(s), expected {:?}{detail}",
-                report.outcome, result.attempts, expected
+                produced.outcome, result.attempts, expected
             ),
         });
     }
@@ -415,16 +378,29 @@ async fn run_case(
             reason: format!("{} attempt(s), expected {attempts}", result.attempts),
         });
     }
+    for (step, want) in &case.expect.steps {
+        match produced.steps.get(step) {
+            Some(status) if status == want => {}
+            Some(status) => result.failures.push(Failure {
+                check: format!("step {step}"),
+                reason: format!("ended {status:?}, expected {want:?}"),
+            }),
+            None => result.failures.push(Failure {
+                check: format!("step {step}"),
+                reason: "the pipeline has no such step".into(),
+            }),
+        }
+    }
     let observed = Observed {
-        outcome: report.outcome,
-        deliverable: report.deliverable.as_deref(),
-        reasoning: &report.reasoning,
+        outcome: produced.outcome,
+        deliverable: produced.deliverable.as_deref(),
+        reasoning: &produced.reasoning,
         attempts: result.attempts,
-        usage: report.usage,
+        usage: produced.usage,
         latency_ms: result.latency_ms,
         json: std::cell::OnceCell::new(),
     };
-    if let Some(value) = report.deliverable_json.take() {
+    if let Some(value) = produced.json.take() {
         let _ = observed.json.set(Some(value));
     }
     for check in &case.checks {
@@ -432,10 +408,13 @@ async fn run_case(
             Judgement::Pass => continue,
             Judgement::Fail(reason) | Judgement::Unchecked(reason) => reason,
             Judgement::Judge(rubric) => {
-                let judge_model = options.judge_model.clone().unwrap_or_else(|| model.clone());
-                let output = report.deliverable.as_deref().unwrap_or("");
+                let judge_model = options
+                    .judge_model
+                    .clone()
+                    .unwrap_or_else(|| produced.model.clone());
+                let output = produced.deliverable.as_deref().unwrap_or("");
                 match judge::grade(
-                    client.as_ref(),
+                    produced.client.as_ref(),
                     judge,
                     &judge_model,
                     &rubric,
@@ -459,4 +438,260 @@ async fn run_case(
     }
     result.passed = result.failures.is_empty() && result.error.is_none();
     Some(result)
+}
+
+/// The client and model a case runs with: its recording, or the live endpoint (recorded).
+fn client_for(
+    context: &EvalContext<'_>,
+    clients: &Clients,
+    case: &Case,
+    options: &EvalOptions,
+    settings: Option<&Settings>,
+) -> Result<(Arc<dyn ModelClient>, String), Unproduced> {
+    let failed = |error: String| Unproduced::Failed { error, attempts: 0 };
+    match options.mode {
+        Mode::Replay => {
+            let replayer = clients.replayer(&case.recording).map_err(failed)?;
+            let model = replayer.recording().model().unwrap_or("unknown").to_owned();
+            Ok((replayer, model))
+        }
+        Mode::Live | Mode::Record => {
+            let settings = settings
+                .ok_or_else(|| failed(format!("no settings resolved for `{}`", case.agent)))?;
+            let model = settings
+                .model()
+                .map_err(|e| failed(e.to_string()))?
+                .to_owned();
+            let client: Arc<dyn ModelClient> = if options.mode == Mode::Record {
+                clients
+                    .recorder(context, &case.recording, false)
+                    .ok_or_else(|| failed("no live endpoint to record from".into()))?
+            } else {
+                context
+                    .live
+                    .clone()
+                    .ok_or_else(|| failed("no live endpoint".into()))?
+            };
+            Ok((client, model))
+        }
+    }
+}
+
+/// Model parameters for `agent`: its own defaults on replay (as the recording was made),
+/// the resolved settings when live.
+fn parameters_for(agent: &Agent, mode: Mode, settings: Option<&Settings>) -> StepParameters {
+    match (mode, settings) {
+        (Mode::Live | Mode::Record, Some(settings)) => StepParameters {
+            temperature: settings.temperature.as_ref().map(|t| t.value),
+            max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
+            seed: settings.seed.as_ref().map(|t| t.value),
+            top_p: settings.top_p.as_ref().map(|t| t.value),
+        },
+        _ => StepParameters {
+            temperature: agent.prompt.defaults.temperature,
+            max_tokens: agent.prompt.defaults.max_tokens,
+            seed: agent.prompt.defaults.seed,
+            top_p: agent.prompt.defaults.top_p,
+        },
+    }
+}
+
+fn artifacts_folder(options: &EvalOptions, case: &Case, repeat: u32) -> Option<RunFolder> {
+    options.artifacts.as_ref().and_then(|dir| {
+        let name = format!("{}-{}", case.name.replace(['/', '#'], "_"), repeat + 1);
+        RunFolder::at(&dir.join(&case.agent).join(name))
+            .ok()
+            .map(RunFolder::without_sync)
+    })
+}
+
+async fn produce_agent(
+    context: &EvalContext<'_>,
+    clients: &Clients,
+    agent: &Agent,
+    case: &Case,
+    repeat: u32,
+    options: &EvalOptions,
+) -> Result<Produced, Unproduced> {
+    let layer = case
+        .sources
+        .dir
+        .as_deref()
+        .map(|dir| clients.layer(agent, dir));
+    let gathered = gather_over(
+        &agent.prompt,
+        layer.as_deref(),
+        &case.sources,
+        &Limits::default(),
+    )
+    .map_err(|error| Unproduced::Failed {
+        error: error.to_string(),
+        attempts: 0,
+    })?;
+    let settings = context.settings.get(&case.agent);
+    let (client, model) = client_for(context, clients, case, options, settings)?;
+    let parameters = parameters_for(agent, options.mode, settings);
+    let outcome = run(
+        client.as_ref(),
+        Run {
+            agent,
+            inputs: &gathered.inputs,
+            model: model.clone(),
+            temperature: parameters.temperature,
+            max_tokens: parameters.max_tokens,
+            seed: parameters.seed,
+            top_p: parameters.top_p,
+            options: RunOptions {
+                attempts: case.attempts,
+                ..RunOptions::default()
+            },
+            folder: artifacts_folder(options, case, repeat),
+            cancel: context.cancel.clone(),
+        },
+    )
+    .await;
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(crate::runner::RunError::Model { error, report }) => {
+            return Err(Unproduced::Failed {
+                error: error.to_string(),
+                attempts: report.attempts.len() as u32,
+            });
+        }
+        Err(error) => {
+            return Err(Unproduced::Failed {
+                error: error.to_string(),
+                attempts: 0,
+            });
+        }
+    };
+    if report.outcome == RunOutcome::Interrupted {
+        return Err(Unproduced::Interrupted);
+    }
+    let mut warnings = gathered.warnings;
+    warnings.extend(report.guarded.iter().map(ToString::to_string));
+    Ok(Produced {
+        outcome: report.outcome,
+        attempts: report.attempts.len() as u32,
+        tokens: report.usage.total_tokens,
+        latency_ms: report.attempts.iter().map(|a| a.model_ms).sum(),
+        usage: report.usage,
+        explanation: report
+            .last_violations()
+            .first()
+            .map(|v| format!("last attempt: {v}")),
+        json: report.deliverable_json.take(),
+        deliverable: report.deliverable.take(),
+        reasoning: std::mem::take(&mut report.reasoning),
+        warnings,
+        steps: BTreeMap::new(),
+        client,
+        model,
+    })
+}
+
+async fn produce_pipeline(
+    context: &EvalContext<'_>,
+    clients: &Clients,
+    plan: &Plan,
+    case: &Case,
+    repeat: u32,
+    options: &EvalOptions,
+) -> Result<Produced, Unproduced> {
+    let failed = |error: String| Unproduced::Failed { error, attempts: 0 };
+    let inputs = read_pipeline_inputs(plan, &case.sources, &Limits::default())
+        .map_err(|e| failed(e.to_string()))?;
+    let first_agent = plan
+        .steps
+        .first()
+        .map(|s| s.agent.prompt.name.clone())
+        .unwrap_or_default();
+    let (client, model) = client_for(
+        context,
+        clients,
+        case,
+        options,
+        context.settings.get(&first_agent),
+    )?;
+    let parameters = plan
+        .steps
+        .iter()
+        .map(|step| {
+            let name = step.agent.prompt.name.clone();
+            let settings = context.settings.get(&name);
+            (name, parameters_for(&step.agent, options.mode, settings))
+        })
+        .collect();
+    let pipeline_options = PipelineOptions {
+        model: model.clone(),
+        parameters,
+        attempts: case.attempts,
+        folder: artifacts_folder(options, case, repeat),
+        resume: None,
+        cancel: context.cancel.clone(),
+    };
+    let done = run_pipeline(plan, &inputs, client.as_ref(), &pipeline_options)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let report = done.report;
+    let outcome = match report.status() {
+        crate::Status::Ok => RunOutcome::Valid,
+        crate::Status::Declined => RunOutcome::Declined,
+        crate::Status::Violated => RunOutcome::Violated,
+        crate::Status::Interrupted => return Err(Unproduced::Interrupted),
+        crate::Status::Model | crate::Status::Usage => {
+            let reason = report
+                .steps
+                .iter()
+                .find_map(|s| s.reason.clone())
+                .unwrap_or_default();
+            return Err(Unproduced::Failed {
+                error: reason,
+                attempts: report.steps.iter().map(|s| s.attempts).sum(),
+            });
+        }
+    };
+    let explanation = report
+        .steps
+        .iter()
+        .find(|s| s.status != StepStatus::Valid)
+        .map(|s| {
+            format!(
+                "step `{}` ended {:?}: {}",
+                s.name,
+                s.status,
+                s.reason.clone().unwrap_or_default()
+            )
+        });
+    let output_is_json = plan.steps[plan.output]
+        .agent
+        .contract
+        .json_schema()
+        .is_some();
+    let deliverable = done.output;
+    Ok(Produced {
+        outcome,
+        attempts: report.steps.iter().map(|s| s.attempts).sum(),
+        tokens: report.steps.iter().map(|s| s.tokens).sum(),
+        latency_ms: report.steps.iter().map(|s| s.elapsed_ms).sum(),
+        usage: crate::model::Usage {
+            total_tokens: report.steps.iter().map(|s| s.tokens).sum(),
+            ..crate::model::Usage::default()
+        },
+        json: deliverable
+            .as_deref()
+            .filter(|_| output_is_json)
+            .and_then(|text| serde_json::from_str(text).ok()),
+        deliverable,
+        reasoning: String::new(),
+        warnings: Vec::new(),
+        explanation,
+        steps: report
+            .steps
+            .iter()
+            .map(|s| (s.name.clone(), s.status))
+            .collect(),
+        client,
+        model,
+    })
 }

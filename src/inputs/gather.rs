@@ -25,6 +25,11 @@ pub struct Sources {
     pub vars_files: Vec<PathBuf>,
     /// `--var NAME=VALUE` and `--var NAME=@path`, in order.
     pub vars: Vec<(String, String)>,
+    /// Values a program binds (a pipeline step's literals and upstream deliverables): taken
+    /// as written, never read as `@path`, at the level of `--var`.
+    pub values: Vec<(String, String)>,
+    /// Files a program binds, read as `--var NAME=@path` reads them.
+    pub files: Vec<(String, PathBuf)>,
 }
 
 /// Size limits on inputs.
@@ -84,6 +89,13 @@ pub struct DirLayer {
     refused: BTreeSet<String>,
 }
 
+impl DirLayer {
+    /// The inputs the directory binds.
+    pub fn bound(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+}
+
 /// Read `dir` as an inputs directory of `prompt`.
 pub fn read_dir_layer(prompt: &Prompt, dir: &Path, limits: &Limits) -> DirLayer {
     let mut state = State::new(prompt, limits);
@@ -131,7 +143,16 @@ pub fn gather_over(
         }
     }
     for (name, value) in &sources.vars {
-        state.read_flag(name, value);
+        match value.strip_prefix('@') {
+            Some(path) => state.read_flag_path(name, Path::new(path), &format!("--var {name}")),
+            None => state.read_flag_text(name, value, &format!("--var {name}")),
+        }
+    }
+    for (name, value) in &sources.values {
+        state.read_flag_text(name, value, &format!("`{name}` as given"));
+    }
+    for (name, path) in &sources.files {
+        state.read_flag_path(name, path, &format!("`{}`", path.display()));
     }
     state.finish()
 }
@@ -398,35 +419,43 @@ impl<'a> State<'a> {
 
     /// `--var NAME=VALUE` or `--var NAME=@path`: an unknown name is an error, as a typo
     /// on the command line must not pass silently.
-    fn read_flag(&mut self, name: &str, value: &str) {
-        let Some(spec) = self.prompt.input(name).cloned() else {
+    fn flag_spec(&mut self, name: &str) -> Option<InputSpec> {
+        let spec = self.prompt.input(name).cloned();
+        if spec.is_none() {
             self.problems.push(InputProblem::UnknownVariable {
                 name: name.to_owned(),
                 known: self.known_names(),
             });
+        }
+        spec
+    }
+
+    fn read_flag_text(&mut self, name: &str, text: &str, described: &str) {
+        let Some(spec) = self.flag_spec(name) else {
             return;
         };
-        let value = match value.strip_prefix('@') {
-            Some(path) => {
-                let path = Path::new(path);
-                if !path.exists() {
-                    self.problems.push(InputProblem::Unreadable {
-                        path: path.to_owned(),
-                        message: "no such file or directory".into(),
-                    });
-                    return;
-                }
-                match self.read_value(&spec, path) {
-                    Some(value) => value,
-                    None => return,
-                }
-            }
-            None => InputValue {
-                text: value.to_owned(),
-                origin: Origin::Flag,
-            },
+        let value = InputValue {
+            text: text.to_owned(),
+            origin: Origin::Flag,
         };
-        self.bind(&spec, value, Level::Flag, format!("--var {name}"));
+        self.bind(&spec, value, Level::Flag, described.to_owned());
+    }
+
+    fn read_flag_path(&mut self, name: &str, path: &Path, described: &str) {
+        let Some(spec) = self.flag_spec(name) else {
+            return;
+        };
+        if !path.exists() {
+            self.problems.push(InputProblem::Unreadable {
+                path: path.to_owned(),
+                message: "no such file or directory".into(),
+            });
+            self.refused.insert(spec.name.clone());
+            return;
+        }
+        if let Some(value) = self.read_value(&spec, path) {
+            self.bind(&spec, value, Level::Flag, described.to_owned());
+        }
     }
 
     fn bind(&mut self, spec: &InputSpec, value: InputValue, level: Level, described: String) {

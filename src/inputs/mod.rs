@@ -3,10 +3,10 @@
 
 mod error;
 mod gather;
-mod read;
+pub(crate) mod read;
 mod tree;
 mod values;
-mod vars_file;
+pub(crate) mod vars_file;
 
 pub use error::{InputProblem, InputsError};
 pub use gather::{DirLayer, Gathered, Limits, Sources, gather, gather_over, read_dir_layer};

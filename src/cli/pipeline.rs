@@ -1,0 +1,259 @@
+//! `agent pipeline run` and `agent pipeline check`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::args::InputArgs;
+use super::model_args::{ModelArgs, RecordArgs};
+use crate::artifacts::RunFolder;
+use crate::error::Error;
+use crate::exit::Status;
+use crate::model::{ModelClient, OpenAiClient, Pacer, Recorder, Replayer};
+use crate::pipeline::{
+    PipelineError, PipelineOptions, PipelineReport, StepParameters, StepStatus, check,
+    read_pipeline_inputs, run_pipeline,
+};
+use crate::project::Project;
+
+/// `agent pipeline`.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: PipelineAction,
+}
+
+/// Subcommands of `agent pipeline`.
+#[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process")]
+pub enum PipelineAction {
+    /// Run a pipeline: its steps in dependency order, independent ones at once.
+    Run(PipelineRunArgs),
+    /// Check a pipeline file without running it: every problem, with file and line.
+    Check(PipelineCheckArgs),
+}
+
+/// `agent pipeline check`.
+#[derive(Debug, Args)]
+pub struct PipelineCheckArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+}
+
+/// `agent pipeline run`.
+#[derive(Debug, Args)]
+pub struct PipelineRunArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// The pipeline's own inputs.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Model choice and parameters.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Recording (one file for every step).
+    #[command(flatten)]
+    pub recording: RecordArgs,
+    /// Attempts per step, unless a step sets its own.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
+    /// One JSON envelope on stdout: outcome, steps, the output deliverable, the run folder.
+    #[arg(long)]
+    pub json: bool,
+    /// The run folder [default: .agent/pipelines/<time>-<pipeline>-<id>].
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR: completed steps whose agent, prompt and inputs are unchanged are reused.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+pub(crate) fn check_only(project: &Project, args: &PipelineCheckArgs) -> Result<Status, Error> {
+    let plan = check(project, &args.file)?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}: {} steps, output `{}`",
+        plan.name,
+        plan.steps.len(),
+        plan.steps[plan.output].name
+    );
+    for step in &plan.steps {
+        let needs: Vec<&str> = step
+            .needs
+            .iter()
+            .map(|&i| plan.steps[i].name.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}  {}{}",
+            step.name,
+            step.agent.prompt.name,
+            if needs.is_empty() {
+                String::new()
+            } else {
+                format!("  after {}", needs.join(", "))
+            }
+        );
+    }
+    Ok(Status::Ok)
+}
+
+pub(crate) async fn run(
+    project: &Project,
+    args: &PipelineRunArgs,
+    quiet: bool,
+) -> Result<Status, Error> {
+    let plan = check(project, &args.file)?;
+    let sources = args.inputs.sources()?;
+    let inputs = read_pipeline_inputs(&plan, &sources, &args.inputs.limits())?;
+    let replayer = match &args.recording.replay {
+        Some(path) => Some(Replayer::load(path)?),
+        None => None,
+    };
+    let recording_model = replayer
+        .as_ref()
+        .and_then(|r| r.recording().model().map(str::to_owned));
+    let mut parameters = BTreeMap::new();
+    let mut endpoint = None;
+    let mut model = None;
+    for step in &plan.steps {
+        let agent = &step.agent;
+        let settings =
+            args.model
+                .settings(project, &agent.prompt.defaults, recording_model.as_deref())?;
+        model.get_or_insert(settings.model()?.to_owned());
+        endpoint.get_or_insert_with(|| settings.endpoint());
+        parameters.insert(
+            agent.prompt.name.clone(),
+            StepParameters {
+                temperature: settings.temperature.as_ref().map(|t| t.value),
+                max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
+                seed: settings.seed.as_ref().map(|t| t.value),
+                top_p: settings.top_p.as_ref().map(|t| t.value),
+            },
+        );
+    }
+    let model = model.unwrap_or_default();
+    let client: Box<dyn ModelClient> = match (replayer, &args.recording.record, endpoint) {
+        (Some(replayer), _, _) => Box::new(replayer),
+        (None, record, Some(endpoint)) => {
+            let live = OpenAiClient::new(endpoint, Arc::new(Pacer::new()))?;
+            match record {
+                Some(path) => Box::new(Recorder::new(live, path)?),
+                None => Box::new(live),
+            }
+        }
+        (None, _, None) => {
+            return Err(PipelineError::Invalid {
+                path: args.file.clone(),
+                problems: vec!["the pipeline has no steps".into()],
+            }
+            .into());
+        }
+    };
+    let (folder, resume) = match &args.resume {
+        Some(dir) => {
+            let record = dir.join("pipeline.json");
+            let text = std::fs::read_to_string(&record).map_err(|e| PipelineError::Folder {
+                path: record.clone(),
+                message: e.to_string(),
+            })?;
+            let previous: PipelineReport =
+                serde_json::from_str(&text).map_err(|e| PipelineError::Folder {
+                    path: record.clone(),
+                    message: format!("not a pipeline run record: {e}"),
+                })?;
+            (RunFolder::at(dir), Some(previous))
+        }
+        None => (
+            match &args.out {
+                Some(dir) => RunFolder::at(dir),
+                None => {
+                    RunFolder::create_in(&project.root.join(".agent").join("pipelines"), &plan.name)
+                }
+            },
+            None,
+        ),
+    };
+    let folder = folder.map_err(|source| Error::Io {
+        action: "create",
+        path: args
+            .out
+            .clone()
+            .or_else(|| args.resume.clone())
+            .unwrap_or_else(|| project.root.join(".agent/pipelines")),
+        source,
+    })?;
+    let folder_path = folder.path().to_owned();
+    let cancel = CancellationToken::new();
+    let on_interrupt = cancel.clone();
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_interrupt.cancel();
+        }
+    });
+    let options = PipelineOptions {
+        model,
+        parameters,
+        attempts: args.attempts,
+        folder: Some(folder),
+        resume,
+        cancel,
+    };
+    let result = run_pipeline(&plan, &inputs, client.as_ref(), &options).await?;
+    watcher.abort();
+    let report = result.report;
+    if !quiet {
+        eprint!("{}", report.table());
+        eprintln!("  run folder: {}", folder_path.display());
+    }
+    let output_step = &report.steps[plan.output];
+    let output_is_json = plan.steps[plan.output]
+        .agent
+        .contract
+        .json_schema()
+        .is_some();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let output = result
+            .output
+            .as_ref()
+            .filter(|_| output_step.status.completed())
+            .map(|text| {
+                if output_is_json {
+                    serde_json::from_str(text).unwrap_or_else(|_| json!(text))
+                } else {
+                    json!(text)
+                }
+            });
+        let envelope = json!({
+            "outcome": report.status(),
+            "pipeline": report.pipeline,
+            "steps": report.steps,
+            "output_step": report.output,
+            "output": output,
+            "partial": report.partial,
+            "run_folder": folder_path,
+        });
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&envelope).unwrap_or_default()
+        );
+    } else if let Some(output) = result.output.filter(|_| {
+        output_step.status == StepStatus::Valid || output_step.status == StepStatus::Declined
+    }) {
+        let _ = out.write_all(output.as_bytes());
+        if !output.ends_with('\n') {
+            let _ = out.write_all(b"\n");
+        }
+    }
+    Ok(report.status())
+}

@@ -1,0 +1,142 @@
+//! `pipeline.json`: the run's summary, written after every step so that a crash or Ctrl-C
+//! loses no completed step, and read back by `--resume`.
+
+use serde::{Deserialize, Serialize};
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// A valid deliverable.
+    Valid,
+    /// A valid refusal; its dependents do not run.
+    Declined,
+    /// The contract still broken after the last attempt.
+    Violated,
+    /// The model endpoint failed.
+    ModelError,
+    /// Its inputs could not be gathered.
+    InputError,
+    /// A step it needs did not end valid.
+    Skipped,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+impl StepStatus {
+    /// Ended in a deliverable that later steps may use (or may reuse on `--resume`).
+    pub fn completed(self) -> bool {
+        matches!(self, StepStatus::Valid | StepStatus::Declined)
+    }
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step.
+    pub name: String,
+    /// Its agent.
+    pub agent: String,
+    /// How it ended.
+    pub status: StepStatus,
+    /// Reused from the run being resumed.
+    #[serde(default)]
+    pub reused: bool,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Tokens used.
+    pub tokens: u64,
+    /// Wall time.
+    pub elapsed_ms: u64,
+    /// The steps it needs.
+    pub needs: Vec<String>,
+    /// The hash of its agent, prompt, contract, model parameters and input values: the same
+    /// hash on `--resume` means the step can be reused.
+    pub fingerprint: Option<String>,
+    /// Why it ended so (the violation, the error, the step it waited for).
+    pub reason: Option<String>,
+}
+
+/// A pipeline run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelineReport {
+    /// The pipeline.
+    pub pipeline: String,
+    /// The pipeline file.
+    pub file: String,
+    /// The model.
+    pub model: String,
+    /// Every step, in the order written.
+    pub steps: Vec<StepRecord>,
+    /// The step whose deliverable is the output.
+    pub output: String,
+    /// Not every step has ended.
+    pub partial: bool,
+    /// Wall time so far.
+    pub elapsed_ms: u64,
+}
+
+impl PipelineReport {
+    /// The exit status: a model error first, then a violation, then a refusal.
+    pub fn status(&self) -> crate::Status {
+        let any = |status: StepStatus| self.steps.iter().any(|s| s.status == status);
+        if any(StepStatus::Interrupted) {
+            crate::Status::Interrupted
+        } else if any(StepStatus::InputError) {
+            crate::Status::Usage
+        } else if any(StepStatus::ModelError) {
+            crate::Status::Model
+        } else if any(StepStatus::Violated) {
+            crate::Status::Violated
+        } else if any(StepStatus::Declined) || any(StepStatus::Skipped) {
+            crate::Status::Declined
+        } else {
+            crate::Status::Ok
+        }
+    }
+
+    /// The summary table, for people.
+    pub fn table(&self) -> String {
+        use std::fmt::Write as _;
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let mut text = format!("{}: {} steps\n", self.pipeline, self.steps.len());
+        for step in &self.steps {
+            let status = match step.status {
+                StepStatus::Pending => "pending",
+                StepStatus::Valid => "valid",
+                StepStatus::Declined => "declined",
+                StepStatus::Violated => "violated",
+                StepStatus::ModelError => "model error",
+                StepStatus::InputError => "input error",
+                StepStatus::Skipped => "skipped",
+                StepStatus::Interrupted => "interrupted",
+            };
+            let _ = write!(
+                text,
+                "  {:width$}  {:16}  {:12}  {} attempt(s)  {:>7} tokens  {:>6.1} s",
+                step.name,
+                step.agent,
+                status,
+                step.attempts,
+                step.tokens,
+                step.elapsed_ms as f64 / 1000.0
+            );
+            if step.reused {
+                text.push_str("  (reused)");
+            }
+            text.push('\n');
+            if let Some(reason) = &step.reason {
+                let _ = writeln!(text, "  {:width$}  {}", "", crate::text::clip(reason, 200));
+            }
+        }
+        text
+    }
+}
