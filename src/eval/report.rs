@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::case::{Case, ExpectedOutcome};
+use super::engine::Shard;
 use super::error::EvalError;
 use crate::runner::RunOutcome;
 
@@ -562,15 +563,17 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// Join shard reports into one, in stable case order. A case in two reports is an error.
+/// Join shard reports into one. A case in two reports is an error.
+///
+/// Shards of one `--shard i/n` split are interleaved back into the unsharded order (shard i
+/// ran positions i-1, i-1+n, ...); any other set of reports is ordered by case id.
 pub fn merge(reports: Vec<(std::path::PathBuf, EvalReport)>) -> Result<EvalReport, EvalError> {
-    let mut cases: BTreeMap<String, (std::path::PathBuf, CaseReport)> = BTreeMap::new();
-    let mut merged: Option<EvalReport> = None;
-    for (path, report) in reports {
+    let mut seen: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
+    for (path, report) in &reports {
         for case in &report.cases {
-            if let Some((other, _)) = cases.get(&case.id) {
+            if let Some(other) = seen.get(&case.id) {
                 return Err(EvalError::Report {
-                    path,
+                    path: path.clone(),
                     message: format!(
                         "case `{}` is also in `{}`; shards must not overlap",
                         case.id,
@@ -578,24 +581,65 @@ pub fn merge(reports: Vec<(std::path::PathBuf, EvalReport)>) -> Result<EvalRepor
                     ),
                 });
             }
-            cases.insert(case.id.clone(), (path.clone(), case.clone()));
-        }
-        match &mut merged {
-            None => merged = Some(report),
-            Some(into) => {
-                into.partial |= report.partial;
-                into.elapsed_ms = into.elapsed_ms.max(report.elapsed_ms);
-            }
+            seen.insert(case.id.clone(), path.clone());
         }
     }
-    let mut merged = merged.ok_or_else(|| EvalError::Usage {
+    let mut reports: Vec<EvalReport> = reports.into_iter().map(|(_, report)| report).collect();
+    let cases = match shard_split(&reports) {
+        Some(order) => {
+            let mut columns: Vec<std::vec::IntoIter<CaseReport>> = order
+                .iter()
+                .map(|&at| std::mem::take(&mut reports[at].cases).into_iter())
+                .collect();
+            let mut cases = Vec::new();
+            loop {
+                let before = cases.len();
+                cases.extend(columns.iter_mut().filter_map(Iterator::next));
+                if cases.len() == before {
+                    break cases;
+                }
+            }
+        }
+        None => {
+            let mut cases: Vec<CaseReport> = reports
+                .iter_mut()
+                .flat_map(|report| std::mem::take(&mut report.cases))
+                .collect();
+            cases.sort_by(|a, b| a.id.cmp(&b.id));
+            cases
+        }
+    };
+    let mut reports = reports.into_iter();
+    let mut merged = reports.next().ok_or_else(|| EvalError::Usage {
         message: "merge needs at least one report".into(),
     })?;
+    for report in reports {
+        merged.partial |= report.partial;
+        merged.elapsed_ms = merged.elapsed_ms.max(report.elapsed_ms);
+    }
     merged.shard = None;
     merged.baseline = None;
-    merged.cases = cases.into_values().map(|(_, case)| case).collect();
+    merged.cases = cases;
     merged.summarize();
     Ok(merged)
+}
+
+/// When `reports` are distinct shards of one split, their positions in shard order.
+fn shard_split(reports: &[EvalReport]) -> Option<Vec<usize>> {
+    let shards: Vec<Shard> = reports
+        .iter()
+        .map(|r| r.shard.as_deref()?.parse().ok())
+        .collect::<Option<_>>()?;
+    let count = shards.first()?.count;
+    if shards.iter().any(|s| s.count != count) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..shards.len()).collect();
+    order.sort_by_key(|&at| shards[at].index);
+    let distinct = order
+        .windows(2)
+        .all(|pair| shards[pair[0]].index != shards[pair[1]].index);
+    distinct.then_some(order)
 }
 
 #[cfg(test)]
@@ -695,5 +739,30 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn merging_shards_of_one_split_restores_the_unsharded_order() {
+        // Unsharded order z/row#10, a/1, m/x, z/row#2, b/2 split in two: positions 0, 2, 4
+        // and 1, 3. Sorting by id would lose it.
+        let shard = |index: &str, cases: &[(&str, bool)]| {
+            let mut report = report(cases);
+            report.shard = Some(index.into());
+            report
+        };
+        let merged = merge(vec![
+            (
+                "2.json".into(),
+                shard("2/2", &[("a/1", true), ("z/row#2", true)]),
+            ),
+            (
+                "1.json".into(),
+                shard("1/2", &[("z/row#10", true), ("m/x", false), ("b/2", true)]),
+            ),
+        ])
+        .expect("merges");
+        let ids: Vec<&str> = merged.cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["z/row#10", "a/1", "m/x", "z/row#2", "b/2"]);
+        assert_eq!(merged.shard, None);
     }
 }
