@@ -80,6 +80,8 @@ inputs:
 steps:
   a:
     agent: release-manger
+    inputs:
+      VERSION: { step: f }
   b:
     agent: deployment-plan
     inputs:
@@ -109,15 +111,17 @@ steps:
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = [
         ("bad.yaml:6:", "no agent `release-manger`"),
-        ("bad.yaml:11:", "no input `region`"),
-        ("bad.yaml:17:", "has no input `WINDOWS`"),
+        // A step whose agent is unknown still has its bindings checked.
+        ("bad.yaml:8:", "no step `f`"),
+        ("bad.yaml:13:", "no input `region`"),
+        ("bad.yaml:19:", "has no input `WINDOWS`"),
         (
-            "bad.yaml:21:",
+            "bad.yaml:23:",
             "delivers markdown; a JSON pointer needs a JSON deliverable",
         ),
-        ("bad.yaml:22:", "no step `e`"),
+        ("bad.yaml:24:", "no step `e`"),
         (
-            "bad.yaml:18:",
+            "bad.yaml:20:",
             "`deploy` needs `ENVIRONMENT`, `spec.md`, `architecture.md`, `runbook.md`, which nothing binds",
         ),
         ("bad.yaml:", "steps form a cycle: b → c → b"),

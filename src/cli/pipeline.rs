@@ -84,23 +84,29 @@ pub(crate) fn check_only(project: &Project, args: &PipelineCheckArgs) -> Result<
         plan.steps.len(),
         plan.steps[plan.output].name
     );
+    let name_width = plan.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let agent_width = plan
+        .steps
+        .iter()
+        .map(|s| s.agent.prompt.name.len())
+        .max()
+        .unwrap_or(0);
     for step in &plan.steps {
         let needs: Vec<&str> = step
             .needs
             .iter()
             .map(|&i| plan.steps[i].name.as_str())
             .collect();
-        let _ = writeln!(
-            out,
-            "  {}  {}{}",
-            step.name,
-            step.agent.prompt.name,
-            if needs.is_empty() {
-                String::new()
-            } else {
-                format!("  after {}", needs.join(", "))
-            }
+        let after = if needs.is_empty() {
+            String::new()
+        } else {
+            format!("after {}", needs.join(", "))
+        };
+        let line = format!(
+            "  {:name_width$}  {:agent_width$}  {after}",
+            step.name, step.agent.prompt.name
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     Ok(Status::Ok)
 }

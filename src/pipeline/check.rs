@@ -131,19 +131,22 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
     let mut steps = Vec::new();
     for (index, (name, step)) in names.iter().zip(&raw).enumerate() {
         let Some(step) = step else { continue };
+        // An unknown agent still has its bindings checked, so one pass names every problem.
         let agent = match project.load(&step.agent) {
-            Ok(agent) => Arc::new(agent),
+            Ok(agent) => Some(Arc::new(agent)),
             Err(error) => {
                 problems.add(&["steps", name, "agent"], format!("step `{name}`: {error}"));
-                continue;
+                None
             }
         };
         let inputs_dir = step.inputs_dir.as_ref().map(|d| dir.join(d));
         let mut dir_bound: Vec<String> = Vec::new();
         if let Some(inputs_dir) = &inputs_dir {
             if inputs_dir.is_dir() {
-                let layer = read_dir_layer(&agent.prompt, inputs_dir, &Limits::default());
-                dir_bound = layer.bound().map(str::to_owned).collect();
+                if let Some(agent) = &agent {
+                    let layer = read_dir_layer(&agent.prompt, inputs_dir, &Limits::default());
+                    dir_bound = layer.bound().map(str::to_owned).collect();
+                }
             } else {
                 problems.add(
                     &["steps", name, "inputs_dir"],
@@ -158,10 +161,11 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
         for (key, value) in &step.inputs {
             let input = key.as_str().unwrap_or_default();
             let at = ["steps", name.as_str(), "inputs", input];
-            if let Some(spec) = agent.prompt.input(input) {
+            let spec = agent.as_ref().and_then(|agent| agent.prompt.input(input));
+            if let Some(spec) = spec {
                 attempted.push(spec.name.clone());
             }
-            let Some(spec) = agent.prompt.input(input) else {
+            if let (Some(agent), None) = (&agent, spec) {
                 let known: Vec<&str> = agent
                     .prompt
                     .inputs
@@ -177,7 +181,7 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
                     ),
                 );
                 continue;
-            };
+            }
             let binding = match parse_binding(value) {
                 Ok(binding) => binding,
                 Err(message) => {
@@ -210,7 +214,9 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
                                     path.display()
                                 ),
                             );
-                        } else if path.is_dir() && (joined || spec.kind != InputKind::Tree) {
+                        } else if path.is_dir()
+                            && (joined || spec.is_some_and(|s| s.kind != InputKind::Tree))
+                        {
                             problems.add(&at, format!("step `{name}`, input `{input}`: `{}` is a directory; only a tree input takes one, on its own", path.display()));
                         }
                         resolved.push(Part::File(path));
@@ -247,6 +253,7 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
                     }
                 }
             }
+            let Some(spec) = spec else { continue };
             let binding = if joined {
                 Binding::Joined(resolved)
             } else {
@@ -257,6 +264,7 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
             };
             bindings.push((spec.name.clone(), binding));
         }
+        let Some(agent) = agent else { continue };
         let unbound: Vec<String> = agent
             .prompt
             .inputs

@@ -106,10 +106,9 @@ pub enum RunError {
     },
     /// The model failed; the report (also in `run.json`) says how far the run got.
     #[error("{error}")]
-    #[diagnostic(code(agent::run::model))]
+    #[diagnostic(forward(error))]
     Model {
         /// The failure.
-        #[diagnostic_source]
         error: ModelError,
         /// The run so far.
         report: Box<RunReport>,
