@@ -1,5 +1,6 @@
 //! `agent eval` and `agent eval merge`.
 
+use super::Interrupt;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -7,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 use super::model_args::ModelArgs;
 use crate::artifacts::RunFolder;
@@ -215,13 +215,8 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         );
         bar
     };
-    let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
+    let interrupt = Interrupt::watch();
+    let cancel = interrupt.token();
     let context = EvalContext {
         project,
         settings: &settings,
@@ -244,7 +239,6 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         &done,
     )
     .await?;
-    watcher.abort();
     progress.finish_and_clear();
     let mut results = previous;
     results.extend(fresh);

@@ -22,6 +22,37 @@ use crate::error::Error;
 use crate::exit::Status;
 use crate::project::Project;
 
+/// A cancellation token that the first Ctrl-C cancels, while this value lives.
+pub(crate) struct Interrupt {
+    token: tokio_util::sync::CancellationToken,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+impl Interrupt {
+    /// Start watching for Ctrl-C.
+    pub(crate) fn watch() -> Interrupt {
+        let token = tokio_util::sync::CancellationToken::new();
+        let on_interrupt = token.clone();
+        let watcher = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_interrupt.cancel();
+            }
+        });
+        Interrupt { token, watcher }
+    }
+
+    /// The token to hand to the work Ctrl-C stops.
+    pub(crate) fn token(&self) -> tokio_util::sync::CancellationToken {
+        self.token.clone()
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> Result<Status, Error> {
     let project = || Project::discover(cli.global.project.as_deref());

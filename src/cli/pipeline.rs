@@ -1,5 +1,6 @@
 //! `agent pipeline run` and `agent pipeline check`.
 
+use super::Interrupt;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -7,7 +8,6 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use super::args::InputArgs;
 use super::model_args::{ModelArgs, RecordArgs};
@@ -198,13 +198,8 @@ pub(crate) async fn run(
         source,
     })?;
     let folder_path = folder.path().to_owned();
-    let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
+    let interrupt = Interrupt::watch();
+    let cancel = interrupt.token();
     let options = PipelineOptions {
         model,
         parameters,
@@ -214,7 +209,6 @@ pub(crate) async fn run(
         cancel,
     };
     let result = run_pipeline(&plan, &inputs, client.as_ref(), &options).await?;
-    watcher.abort();
     let report = result.report;
     if !quiet {
         eprint!("{}", report.table());

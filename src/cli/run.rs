@@ -1,5 +1,6 @@
 //! `agent run`: gather, render, call the model, judge, re-ask; deliverable to stdout.
 
+use super::Interrupt;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,6 @@ use std::sync::Arc;
 
 use clap::Args;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use super::args::InputArgs;
 use super::model_args::{ModelArgs, RecordArgs};
@@ -90,13 +90,8 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             .unwrap_or_else(|| project.root.join(".agent/runs")),
         source,
     })?;
-    let cancel = CancellationToken::new();
-    let on_interrupt = cancel.clone();
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
+    let interrupt = Interrupt::watch();
+    let cancel = interrupt.token();
     let outcome = crate::runner::run(
         client.as_ref(),
         Run {
@@ -117,7 +112,6 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
         },
     )
     .await;
-    watcher.abort();
     match outcome {
         Ok(report) => {
             for guarded in &report.guarded {
