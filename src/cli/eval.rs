@@ -1,6 +1,5 @@
 //! `agent eval` and `agent eval merge`.
 
-use super::Interrupt;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,6 +8,7 @@ use std::time::Instant;
 
 use clap::{Args, Subcommand};
 
+use super::Interrupt;
 use super::model_args::ModelArgs;
 use crate::artifacts::RunFolder;
 use crate::error::Error;

@@ -1,6 +1,5 @@
 //! `agent pipeline run` and `agent pipeline check`.
 
-use super::Interrupt;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,6 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::Interrupt;
 use super::args::InputArgs;
 use super::model_args::{ModelArgs, RecordArgs};
 use crate::artifacts::RunFolder;

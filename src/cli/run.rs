@@ -1,6 +1,5 @@
 //! `agent run`: gather, render, call the model, judge, re-ask; deliverable to stdout.
 
-use super::Interrupt;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,6 +8,7 @@ use std::sync::Arc;
 use clap::Args;
 use serde_json::json;
 
+use super::Interrupt;
 use super::args::InputArgs;
 use super::model_args::{ModelArgs, RecordArgs};
 use crate::artifacts::RunFolder;
