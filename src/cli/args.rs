@@ -53,6 +53,8 @@ pub enum Command {
     Config(super::ConfigArgs),
     /// Run agents over their fixture cases, check assertions, report for people and CI.
     Eval(super::EvalArgs),
+    /// Serve the agents as Model Context Protocol tools over stdio.
+    Mcp(super::McpArgs),
 }
 
 /// `agent list`.

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod eval;
 mod list;
+mod mcp;
 mod model_args;
 mod render;
 mod run;
@@ -13,6 +14,7 @@ mod show;
 pub use args::{Cli, Command, GlobalArgs, InputArgs};
 pub use config::ConfigArgs;
 pub use eval::{EvalAction, EvalArgs, EvalRunArgs, MergeArgs};
+pub use mcp::McpArgs;
 pub use model_args::{ModelArgs, RecordArgs};
 pub use run::RunArgs;
 
@@ -31,5 +33,6 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Run(args) => run::run(&project()?, &args, cli.global.quiet).await,
         Command::Config(args) => config::run(&project()?, &args),
         Command::Eval(args) => eval::run(&project()?, &args, cli.global.quiet).await,
+        Command::Mcp(args) => mcp::run(&project()?, &args).await,
     }
 }
