@@ -56,6 +56,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Eval(#[from] crate::eval::EvalError),
+    /// The MCP server cannot run.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Mcp(#[from] crate::mcp::McpError),
     /// A file the command needs cannot be read or written.
     #[error("cannot {action} `{}`", path.display())]
     #[diagnostic(code(agent::io))]
@@ -91,9 +95,11 @@ impl Error {
                     Status::Model
                 }
             }
-            Error::Run(_) | Error::Settings(_) | Error::Eval(_) | Error::Pipeline(_) => {
-                Status::Usage
-            }
+            Error::Run(_)
+            | Error::Settings(_)
+            | Error::Eval(_)
+            | Error::Pipeline(_)
+            | Error::Mcp(_) => Status::Usage,
             Error::Project(_)
             | Error::Prompt(_)
             | Error::Contract(_)

@@ -4,7 +4,8 @@
 //! [`prompt`] loads an agent file, [`inputs`] gathers and checks its inputs,
 //! [`render`] fills the prompt strictly, [`extract`] splits a reply into its
 //! private reasoning and its deliverable, and [`contract`] judges the
-//! deliverable. [`project`] finds the agents and their contracts on disk.
+//! deliverable. [`project`] finds the agents and their contracts on disk. [`runner`] makes a
+//! run of those stages; [`eval`] and [`mcp`] are built on it.
 
 pub mod artifacts;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod extract;
 pub mod guard;
 pub mod inputs;
 pub mod logging;
+pub mod mcp;
 pub mod model;
 pub mod pipeline;
 pub mod project;

@@ -55,6 +55,8 @@ pub enum Command {
     Eval(super::EvalArgs),
     /// Run or check a pipeline of agents chained through their deliverables.
     Pipeline(super::PipelineArgs),
+    /// Serve the agents as Model Context Protocol tools over stdio.
+    Mcp(super::McpArgs),
 }
 
 /// `agent list`.

@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod eval;
 mod list;
+mod mcp;
 mod model_args;
 mod pipeline;
 mod render;
@@ -14,6 +15,7 @@ mod show;
 pub use args::{Cli, Command, GlobalArgs, InputArgs};
 pub use config::ConfigArgs;
 pub use eval::{EvalAction, EvalArgs, EvalRunArgs, MergeArgs};
+pub use mcp::McpArgs;
 pub use model_args::{ModelArgs, RecordArgs};
 pub use pipeline::{PipelineAction, PipelineArgs, PipelineCheckArgs, PipelineRunArgs};
 pub use run::RunArgs;
@@ -70,5 +72,6 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
             }
             PipelineAction::Check(check_args) => pipeline::check_only(&project()?, check_args),
         },
+        Command::Mcp(args) => mcp::run(&project()?, &args).await,
     }
 }

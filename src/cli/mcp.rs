@@ -1,0 +1,104 @@
+//! `agent mcp`: serve the agents as Model Context Protocol tools over stdio.
+
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::model_args::{ModelArgs, RecordArgs};
+use crate::error::Error;
+use crate::exit::Status;
+use crate::inputs::Limits;
+use crate::mcp::{AgentServer, McpError, ServedAgent};
+use crate::model::{ModelClient, OpenAiClient, Pacer, Recorder, Replayer};
+use crate::project::Project;
+use crate::runner::{ResponseFormat, RunOptions};
+
+/// `agent mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The agents to serve [default: all of the project's].
+    pub agents: Vec<String>,
+    /// Model choice and parameters, for every call.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Recording.
+    #[command(flatten)]
+    pub recording: RecordArgs,
+    /// Attempts in all per call: a reply that breaks the contract is re-asked with its violations.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
+    /// Stop a call before an attempt that would take it over this many tokens.
+    #[arg(long, value_name = "N")]
+    pub max_total_tokens: Option<u64>,
+    /// For JSON agents: ask the server to constrain the reply (`json-schema` sends the agent's schema).
+    #[arg(long, value_enum, default_value = "none")]
+    pub response_format: ResponseFormat,
+    /// The largest file one input may be read from, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1_000_000)]
+    pub max_input_bytes: u64,
+}
+
+pub(crate) async fn run(project: &Project, args: &McpArgs) -> Result<Status, Error> {
+    let names = if args.agents.is_empty() {
+        project.agent_names()?
+    } else {
+        args.agents.clone()
+    };
+    let replayer = match &args.recording.replay {
+        Some(path) => Some(Replayer::load(path)?),
+        None => None,
+    };
+    let recording_model = replayer.as_ref().and_then(|r| r.recording().model());
+    // Every agent is loaded and its settings resolved now, so a broken agent file or a
+    // missing model stops the server before a client ever sees it.
+    let mut loaded = Vec::with_capacity(names.len());
+    for name in &names {
+        let agent = project.load(name)?;
+        let settings = args
+            .model
+            .settings(project, &agent.prompt.defaults, recording_model)?;
+        loaded.push((agent, settings));
+    }
+    let Some((_, first)) = loaded.first() else {
+        return Err(McpError::NoAgents {
+            prompts: project.prompts_dir(),
+        }
+        .into());
+    };
+    let client: Arc<dyn ModelClient> = match (replayer, &args.recording.record) {
+        (Some(replayer), _) => Arc::new(replayer),
+        (None, record) => {
+            // The endpoint (base URL, key, timeout, retries) is the same for every agent: an
+            // agent's defaults only choose the model and its sampling.
+            let live = OpenAiClient::new(first.endpoint(), Arc::new(Pacer::new()))?;
+            match record {
+                Some(path) => Arc::new(Recorder::new(live, path)?),
+                None => Arc::new(live),
+            }
+        }
+    };
+    let agents = loaded
+        .into_iter()
+        .map(|(agent, settings)| ServedAgent::new(agent, settings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let server = AgentServer::new(
+        project.root.clone(),
+        agents,
+        client,
+        RunOptions {
+            attempts: args.attempts,
+            max_total_tokens: args.max_total_tokens,
+            response_format: args.response_format,
+        },
+        Limits {
+            max_file_bytes: args.max_input_bytes,
+            ..Limits::default()
+        },
+    )?;
+    tracing::info!(agents = %names.join(", "), "serving MCP on stdio");
+    Ok(if server.serve_stdio().await? {
+        Status::Interrupted
+    } else {
+        Status::Ok
+    })
+}
