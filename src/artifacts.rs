@@ -84,6 +84,13 @@ impl RunFolder {
         self
     }
 
+    /// A folder inside this one, created, written the way this one is.
+    pub fn child(&self, name: &str) -> std::io::Result<RunFolder> {
+        let mut child = RunFolder::at(&self.dir.join(name))?;
+        child.sync = self.sync;
+        Ok(child)
+    }
+
     /// The folder.
     pub fn path(&self) -> &Path {
         &self.dir

@@ -155,6 +155,19 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// An error and its causes on one line (`cannot write x: No space left on device`): many
+/// errors' own message hides the cause.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -288,7 +288,9 @@ async fn independent_steps_run_at_once_and_a_failed_step_skips_its_dependents() 
     std::fs::write(
         &file,
         format!(
-            "steps:\n  plan:\n    agent: deployment-plan\n    inputs_dir: {dp}\n    attempts: 1\n  record:\n    agent: release-manager\n    inputs_dir: {rm}\n  record_of_plan:\n    agent: release-manager\n    inputs_dir: {rm}\n    inputs:\n      DEPLOYMENT_STRATEGY: {{ step: plan }}\n",
+            // The dependent is written before the step it needs: order in the file is not
+            // order of running.
+            "steps:\n  record_of_plan:\n    agent: release-manager\n    inputs_dir: {rm}\n    inputs:\n      DEPLOYMENT_STRATEGY: {{ step: plan }}\n  plan:\n    agent: deployment-plan\n    inputs_dir: {dp}\n    attempts: 1\n  record:\n    agent: release-manager\n    inputs_dir: {rm}\n",
             dp = root.join("fixtures/deployment-plan/parcelpoint/inputs").display(),
             rm = root.join("fixtures/release-manager/parcelpoint/inputs").display()
         ),
@@ -327,6 +329,10 @@ async fn independent_steps_run_at_once_and_a_failed_step_skips_its_dependents() 
         "the independent branch finished"
     );
     assert_eq!(status("record_of_plan"), Some(json!("skipped")));
+    assert_eq!(envelope["outcome"], "violated");
+    assert_eq!(envelope["partial"], false);
+    let reason = envelope["steps"][0]["reason"].as_str().unwrap_or_default();
+    assert_eq!(reason, "needs `plan`, which ended violated");
     let arrivals = arrivals.lock().expect("lock").clone();
     assert_eq!(arrivals.len(), 2, "the skipped step made no request");
     let gap = if arrivals[0].1 > arrivals[1].1 {
@@ -402,4 +408,159 @@ async fn a_killed_pipeline_resumes_without_repeating_completed_steps() {
     assert!(
         String::from_utf8_lossy(&output.stdout).starts_with("# Deployment for parcelpoint-api")
     );
+    // The resumed deployment plan was given the reused plan's deliverable, read back from disk.
+    let requests = server.received_requests().await.unwrap_or_default();
+    let plan_saved = std::fs::read_to_string(out.join("plan/deliverable.md")).expect("saved");
+    let first_line = plan_saved.lines().next().expect("a heading");
+    assert!(
+        requests[requests_before..]
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains(&json_text(first_line))),
+        "the reused plan's deliverable reached the next step"
+    );
+
+    // A changed input re-runs the step that takes it; unchanged steps stay reused. Here the
+    // record now breaks its contract: its old deliverable and its dependent's artifacts go.
+    assert!(out.join("record/deliverable.json").is_file());
+    let (broken, _) = fake_model(
+        vec![(RECORD, "No record today.".to_owned())],
+        Duration::ZERO,
+    )
+    .await;
+    let mut changed = pipeline_command(
+        &file,
+        &broken,
+        &[
+            "--resume",
+            out.to_str().expect("utf-8"),
+            "--var",
+            "version=2.4.1",
+            "--attempts",
+            "1",
+        ],
+    );
+    let output = tokio::task::spawn_blocking(move || changed.output().expect("runs"))
+        .await
+        .expect("joins");
+    assert_eq!(output.status.code(), Some(1), "the record is violated");
+    assert_eq!(
+        broken.received_requests().await.unwrap_or_default().len(),
+        1
+    );
+    let report = json_file(&record);
+    let statuses: Vec<(&str, bool)> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["status"].as_str().unwrap_or(""), s["reused"] == true))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("valid", true),
+            ("valid", true),
+            ("valid", true),
+            ("violated", false),
+            ("skipped", false)
+        ]
+    );
+    assert!(!out.join("record/deliverable.json").exists());
+    assert!(out.join("record/attempt-1/reply.md").is_file());
+    assert!(!out.join("deploy").exists());
+}
+
+/// `text` as it appears inside a JSON string.
+fn json_text(text: &str) -> String {
+    let quoted = serde_json::to_string(text).expect("json");
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_marks_the_running_step_interrupted_and_leaves_the_rest_pending() {
+    let (server, _) = fake_model(release_replies(), Duration::from_millis(400)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("run");
+    let file = common::root().join("pipelines/release.yaml");
+    let mut child = pipeline_command(&file, &server, &["--out", out.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let record = out.join("pipeline.json");
+    let valid = || -> usize {
+        std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+            .map_or(0, |v| {
+                v["steps"]
+                    .as_array()
+                    .map_or(0, |s| s.iter().filter(|s| s["status"] == "valid").count())
+            })
+    };
+    for _ in 0..400 {
+        if valid() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The second step is waiting on its 400 ms answer.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let code = tokio::task::spawn_blocking(move || child.wait().expect("waits"))
+        .await
+        .expect("joins")
+        .code();
+    assert_eq!(code, Some(130));
+    let report = json_file(&record);
+    let statuses: Vec<&str> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["valid", "interrupted", "pending", "pending", "pending"]
+    );
+    assert_eq!(report["partial"], true);
+}
+
+#[test]
+fn a_stale_recording_is_a_usage_error_named_in_the_envelope() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = common::agent()
+        .args([
+            "pipeline",
+            "run",
+            "pipelines/release.yaml",
+            "--replay",
+            "pipelines/release.recording.json",
+            "--var",
+            "environment=staging",
+            "--json",
+            "--out",
+        ])
+        .arg(out.path())
+        .env_remove("AGENT_MODEL")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let envelope: Value = serde_json::from_slice(&output.stdout).expect("one JSON envelope");
+    assert_eq!(envelope["outcome"], "input-error");
+    assert_eq!(envelope["output"], Value::Null);
+    let deployment_plan = &envelope["steps"][2];
+    assert_eq!(deployment_plan["status"], "input-error");
+    assert!(
+        deployment_plan["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stale"),
+        "{deployment_plan}"
+    );
+    assert_eq!(envelope["steps"][4]["status"], "skipped");
 }

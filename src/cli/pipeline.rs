@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Interrupt;
 use super::args::InputArgs;
@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::exit::Status;
 use crate::model::{ModelClient, OpenAiClient, Pacer, Recorder, Replayer};
 use crate::pipeline::{
-    PipelineError, PipelineOptions, PipelineReport, StepParameters, StepStatus, check,
-    read_pipeline_inputs, run_pipeline,
+    PipelineError, PipelineOptions, PipelineReport, StepParameters, check, read_pipeline_inputs,
+    run_pipeline,
 };
 use crate::project::Project;
 
@@ -126,27 +126,21 @@ pub(crate) async fn run(
     let recording_model = replayer
         .as_ref()
         .and_then(|r| r.recording().model().map(str::to_owned));
+    // Each agent's own settings: its defaults may name a model and parameters. The endpoint
+    // is the project's, one for every step.
     let mut parameters = BTreeMap::new();
     let mut endpoint = None;
-    let mut model = None;
     for step in &plan.steps {
         let agent = &step.agent;
         let settings =
             args.model
                 .settings(project, &agent.prompt.defaults, recording_model.as_deref())?;
-        model.get_or_insert(settings.model()?.to_owned());
         endpoint.get_or_insert_with(|| settings.endpoint());
         parameters.insert(
             agent.prompt.name.clone(),
-            StepParameters {
-                temperature: settings.temperature.as_ref().map(|t| t.value),
-                max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
-                seed: settings.seed.as_ref().map(|t| t.value),
-                top_p: settings.top_p.as_ref().map(|t| t.value),
-            },
+            StepParameters::from_settings(&settings)?,
         );
     }
-    let model = model.unwrap_or_default();
     let client: Box<dyn ModelClient> = match (replayer, &args.recording.record, endpoint) {
         (Some(replayer), _, _) => Box::new(replayer),
         (None, record, Some(endpoint)) => {
@@ -201,8 +195,8 @@ pub(crate) async fn run(
     let interrupt = Interrupt::watch();
     let cancel = interrupt.token();
     let options = PipelineOptions {
-        model,
         parameters,
+        limits: args.inputs.limits(),
         attempts: args.attempts,
         folder: Some(folder),
         resume,
@@ -215,26 +209,14 @@ pub(crate) async fn run(
         eprintln!("  run folder: {}", folder_path.display());
     }
     let output_step = &report.steps[plan.output];
-    let output_is_json = plan.steps[plan.output]
-        .agent
-        .contract
-        .json_schema()
-        .is_some();
     let mut out = std::io::stdout().lock();
     if args.json {
         let output = result
-            .output
-            .as_ref()
-            .filter(|_| output_step.status.completed())
-            .map(|text| {
-                if output_is_json {
-                    serde_json::from_str(text).unwrap_or_else(|_| json!(text))
-                } else {
-                    json!(text)
-                }
-            });
+            .output_json
+            .or_else(|| result.output.map(Value::String))
+            .filter(|_| output_step.status.completed());
         let envelope = json!({
-            "outcome": report.status(),
+            "outcome": report.outcome(),
             "pipeline": report.pipeline,
             "steps": report.steps,
             "output_step": report.output,
@@ -247,9 +229,7 @@ pub(crate) async fn run(
             "{}",
             serde_json::to_string_pretty(&envelope).unwrap_or_default()
         );
-    } else if let Some(output) = result.output.filter(|_| {
-        output_step.status == StepStatus::Valid || output_step.status == StepStatus::Declined
-    }) {
+    } else if let Some(output) = result.output.filter(|_| output_step.status.completed()) {
         let _ = out.write_all(output.as_bytes());
         if !output.ends_with('\n') {
             let _ = out.write_all(b"\n");

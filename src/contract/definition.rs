@@ -71,6 +71,14 @@ impl Contract {
         }
     }
 
+    /// The extension of a deliverable file under this contract.
+    pub fn deliverable_extension(&self) -> &'static str {
+        match &self.kind {
+            Kind::Json(_) => "json",
+            Kind::Markdown(_) => "md",
+        }
+    }
+
     /// The scaffold, for a markdown contract.
     pub fn scaffold(&self) -> Option<&Scaffold> {
         match &self.kind {

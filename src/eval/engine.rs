@@ -477,17 +477,24 @@ fn client_for(
     }
 }
 
-/// Model parameters for `agent`: its own defaults on replay (as the recording was made),
-/// the resolved settings when live.
-fn parameters_for(agent: &Agent, mode: Mode, settings: Option<&Settings>) -> StepParameters {
+/// The model and parameters for `agent`: on replay the recording's model and the agent's own
+/// defaults (as the recording was made), the resolved settings when live.
+fn parameters_for(
+    agent: &Agent,
+    mode: Mode,
+    settings: Option<&Settings>,
+    model: &str,
+) -> StepParameters {
     match (mode, settings) {
         (Mode::Live | Mode::Record, Some(settings)) => StepParameters {
+            model: settings.model().unwrap_or(model).to_owned(),
             temperature: settings.temperature.as_ref().map(|t| t.value),
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
         },
         _ => StepParameters {
+            model: model.to_owned(),
             temperature: agent.prompt.defaults.temperature,
             max_tokens: agent.prompt.defaults.max_tokens,
             seed: agent.prompt.defaults.seed,
@@ -530,7 +537,7 @@ async fn produce_agent(
     })?;
     let settings = context.settings.get(&case.agent);
     let (client, model) = client_for(context, clients, case, options, settings)?;
-    let parameters = parameters_for(agent, options.mode, settings);
+    let parameters = parameters_for(agent, options.mode, settings, &model);
     let outcome = run(
         client.as_ref(),
         Run {
@@ -619,12 +626,15 @@ async fn produce_pipeline(
         .map(|step| {
             let name = step.agent.prompt.name.clone();
             let settings = context.settings.get(&name);
-            (name, parameters_for(&step.agent, options.mode, settings))
+            (
+                name,
+                parameters_for(&step.agent, options.mode, settings, &model),
+            )
         })
         .collect();
     let pipeline_options = PipelineOptions {
-        model: model.clone(),
         parameters,
+        limits: Limits::default(),
         attempts: case.attempts,
         folder: artifacts_folder(options, case, repeat),
         resume: None,
@@ -634,40 +644,28 @@ async fn produce_pipeline(
         .await
         .map_err(|e| failed(e.to_string()))?;
     let report = done.report;
-    let outcome = match report.status() {
-        crate::Status::Ok => RunOutcome::Valid,
-        crate::Status::Declined => RunOutcome::Declined,
-        crate::Status::Violated => RunOutcome::Violated,
-        crate::Status::Interrupted => return Err(Unproduced::Interrupted),
-        crate::Status::Model | crate::Status::Usage => {
-            let reason = report
-                .steps
-                .iter()
-                .find_map(|s| s.reason.clone())
-                .unwrap_or_default();
+    let worst = report.outcome();
+    // The step that decided the outcome, not one skipped because of it.
+    let explanation = report.steps.iter().find(|s| s.status == worst).map(|s| {
+        format!(
+            "step `{}` ended {}: {}",
+            s.name,
+            s.status,
+            s.reason.as_deref().unwrap_or_default()
+        )
+    });
+    let outcome = match worst {
+        StepStatus::Valid => RunOutcome::Valid,
+        StepStatus::Declined | StepStatus::Skipped => RunOutcome::Declined,
+        StepStatus::Violated => RunOutcome::Violated,
+        StepStatus::Pending | StepStatus::Interrupted => return Err(Unproduced::Interrupted),
+        StepStatus::ModelError | StepStatus::InputError => {
             return Err(Unproduced::Failed {
-                error: reason,
+                error: explanation.unwrap_or_default(),
                 attempts: report.steps.iter().map(|s| s.attempts).sum(),
             });
         }
     };
-    let explanation = report
-        .steps
-        .iter()
-        .find(|s| s.status != StepStatus::Valid)
-        .map(|s| {
-            format!(
-                "step `{}` ended {:?}: {}",
-                s.name,
-                s.status,
-                s.reason.clone().unwrap_or_default()
-            )
-        });
-    let output_is_json = plan.steps[plan.output]
-        .agent
-        .contract
-        .json_schema()
-        .is_some();
     let deliverable = done.output;
     Ok(Produced {
         outcome,
@@ -678,12 +676,10 @@ async fn produce_pipeline(
             total_tokens: report.steps.iter().map(|s| s.tokens).sum(),
             ..crate::model::Usage::default()
         },
-        json: deliverable
-            .as_deref()
-            .filter(|_| output_is_json)
-            .and_then(|text| serde_json::from_str(text).ok()),
+        json: done.output_json,
         deliverable,
-        reasoning: String::new(),
+        // Every step's: a reasoning block must leak into no deliverable, the output's included.
+        reasoning: done.reasoning.join("\n"),
         warnings: Vec::new(),
         explanation,
         steps: report

@@ -565,8 +565,8 @@ fn escape(text: &str) -> String {
 
 /// Join shard reports into one. A case in two reports is an error.
 ///
-/// Shards of one `--shard i/n` split are interleaved back into the unsharded order (shard i
-/// ran positions i-1, i-1+n, ...); any other set of reports is ordered by case id.
+/// Complete shards of one `--shard i/n` split are interleaved back into the unsharded order
+/// (shard i ran positions i-1, i-1+n, ...); any other set of reports is ordered by case id.
 pub fn merge(reports: Vec<(std::path::PathBuf, EvalReport)>) -> Result<EvalReport, EvalError> {
     let mut seen: BTreeMap<String, std::path::PathBuf> = BTreeMap::new();
     for (path, report) in &reports {
@@ -624,8 +624,12 @@ pub fn merge(reports: Vec<(std::path::PathBuf, EvalReport)>) -> Result<EvalRepor
     Ok(merged)
 }
 
-/// When `reports` are distinct shards of one split, their positions in shard order.
+/// When `reports` are distinct, complete shards of one split, their positions in shard order.
+/// (A partial shard lacks cases at unknown positions, so interleaving would misplace the rest.)
 fn shard_split(reports: &[EvalReport]) -> Option<Vec<usize>> {
+    if reports.iter().any(|r| r.partial) {
+        return None;
+    }
     let shards: Vec<Shard> = reports
         .iter()
         .map(|r| r.shard.as_deref()?.parse().ok())

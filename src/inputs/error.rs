@@ -124,7 +124,7 @@ impl fmt::Display for InputProblem {
             ),
             InputProblem::UnknownVariable { name, known } => write!(
                 f,
-                "`{name}` is not an input of this agent; its inputs are {}",
+                "`{name}` is not a declared input; the inputs are {}",
                 known
                     .iter()
                     .map(|k| format!("`{k}`"))

@@ -83,8 +83,11 @@ impl Runs {
                 result(&served.agent, &report)
             }
             Err(error) => {
-                tracing::info!(agent = %name, "tool call failed: {}", chain(&error));
-                failure(format!("{name}: {}", chain(&error)), None)
+                tracing::info!(agent = %name, "tool call failed: {}", crate::text::error_chain(&error));
+                failure(
+                    format!("{name}: {}", crate::text::error_chain(&error)),
+                    None,
+                )
             }
         }
     }
@@ -259,18 +262,6 @@ fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -421,7 +412,7 @@ Answer {{QUESTION}} about {{CODE}} with one JSON object.
             failure.starts_with("answer: 2 problems with the inputs of `answer`:\n"),
             "{failure}"
         );
-        assert!(failure.contains("  - `TOPIC` is not an input of this agent"));
+        assert!(failure.contains("  - `TOPIC` is not a declared input"));
         assert!(failure.contains("  - missing required input `QUESTION`"));
         assert!(
             !root.path().join(".agent").exists(),

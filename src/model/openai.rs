@@ -179,7 +179,7 @@ impl OpenAiClient {
             },
             OpenAIError::Reqwest(error) => Failure::retryable(ModelError::Connect {
                 url: self.endpoint.base_url.clone(),
-                message: self.redact(&error_chain(&error)),
+                message: self.redact(&crate::text::error_chain(&error)),
                 retries,
             }),
             OpenAIError::JSONDeserialize(error, content) => {
@@ -292,16 +292,4 @@ fn error_message(body: &str) -> String {
     } else {
         crate::text::quote(&message, 300)
     }
-}
-
-/// An error and its sources on one line: reqwest's own message hides the cause.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

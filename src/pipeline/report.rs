@@ -30,6 +30,45 @@ impl StepStatus {
     pub fn completed(self) -> bool {
         matches!(self, StepStatus::Valid | StepStatus::Declined)
     }
+
+    /// Ended with nothing to pass on, so the steps that need it are skipped.
+    pub fn stops_dependents(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Declined
+                | StepStatus::Violated
+                | StepStatus::ModelError
+                | StepStatus::InputError
+                | StepStatus::Skipped
+        )
+    }
+
+    /// How bad an ending is for the whole run: the worst step decides its outcome.
+    fn severity(self) -> u8 {
+        match self {
+            StepStatus::Valid => 0,
+            StepStatus::Skipped | StepStatus::Declined => 1,
+            StepStatus::Violated => 2,
+            StepStatus::ModelError => 3,
+            StepStatus::InputError => 4,
+            StepStatus::Pending | StepStatus::Interrupted => 5,
+        }
+    }
+}
+
+impl std::fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Valid => "valid",
+            StepStatus::Declined => "declined",
+            StepStatus::Violated => "violated",
+            StepStatus::ModelError => "model error",
+            StepStatus::InputError => "input error",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Interrupted => "interrupted",
+        })
+    }
 }
 
 /// One step of a run.
@@ -79,21 +118,32 @@ pub struct PipelineReport {
 }
 
 impl PipelineReport {
-    /// The exit status: a model error first, then a violation, then a refusal.
+    /// The run's outcome, in the words of a step's: the worst ending of any step. A step
+    /// still pending (never reached, as after Ctrl-C) makes the run interrupted.
+    pub fn outcome(&self) -> StepStatus {
+        match self
+            .steps
+            .iter()
+            .map(|s| s.status)
+            .max_by_key(|status| status.severity())
+        {
+            Some(StepStatus::Pending) => StepStatus::Interrupted,
+            // A skipped step only follows a declined one: the other endings rank higher.
+            Some(StepStatus::Skipped) => StepStatus::Declined,
+            Some(status) => status,
+            None => StepStatus::Valid,
+        }
+    }
+
+    /// The exit status of the outcome.
     pub fn status(&self) -> crate::Status {
-        let any = |status: StepStatus| self.steps.iter().any(|s| s.status == status);
-        if any(StepStatus::Interrupted) {
-            crate::Status::Interrupted
-        } else if any(StepStatus::InputError) {
-            crate::Status::Usage
-        } else if any(StepStatus::ModelError) {
-            crate::Status::Model
-        } else if any(StepStatus::Violated) {
-            crate::Status::Violated
-        } else if any(StepStatus::Declined) || any(StepStatus::Skipped) {
-            crate::Status::Declined
-        } else {
-            crate::Status::Ok
+        match self.outcome() {
+            StepStatus::Valid => crate::Status::Ok,
+            StepStatus::Declined | StepStatus::Skipped => crate::Status::Declined,
+            StepStatus::Violated => crate::Status::Violated,
+            StepStatus::ModelError => crate::Status::Model,
+            StepStatus::InputError => crate::Status::Usage,
+            StepStatus::Pending | StepStatus::Interrupted => crate::Status::Interrupted,
         }
     }
 
@@ -109,16 +159,7 @@ impl PipelineReport {
             .max(4);
         let mut text = format!("{}: {} steps\n", self.pipeline, self.steps.len());
         for step in &self.steps {
-            let status = match step.status {
-                StepStatus::Pending => "pending",
-                StepStatus::Valid => "valid",
-                StepStatus::Declined => "declined",
-                StepStatus::Violated => "violated",
-                StepStatus::ModelError => "model error",
-                StepStatus::InputError => "input error",
-                StepStatus::Skipped => "skipped",
-                StepStatus::Interrupted => "interrupted",
-            };
+            let status = step.status.to_string();
             let _ = write!(
                 text,
                 "  {:width$}  {:16}  {:12}  {} attempt(s)  {:>7} tokens  {:>6.1} s",
@@ -134,7 +175,10 @@ impl PipelineReport {
             }
             text.push('\n');
             if let Some(reason) = &step.reason {
-                let _ = writeln!(text, "  {:width$}  {}", "", crate::text::clip(reason, 200));
+                // Under the step's row, every line of it (a stale recording's diff has several).
+                for line in crate::text::clip(reason, 400).lines() {
+                    let _ = writeln!(text, "  {:width$}  {line}", "");
+                }
             }
         }
         text

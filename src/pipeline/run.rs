@@ -42,7 +42,7 @@ pub enum PipelineError {
         problems: Vec<String>,
     },
     /// The pipeline's own inputs are missing or bad.
-    #[error("pipeline inputs:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    #[error("the inputs of the pipeline:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     #[diagnostic(code(agent::pipeline::inputs))]
     Inputs {
         /// Each problem.
@@ -59,9 +59,11 @@ pub enum PipelineError {
     },
 }
 
-/// Model parameters of one step.
+/// The model and parameters of one step.
 #[derive(Debug, Clone, Default)]
 pub struct StepParameters {
+    /// The model: agents may name their own.
+    pub model: String,
     /// Sampling temperature.
     pub temperature: Option<f32>,
     /// Reply token limit.
@@ -72,12 +74,27 @@ pub struct StepParameters {
     pub top_p: Option<f32>,
 }
 
+impl StepParameters {
+    /// The model and parameters `settings` resolve to.
+    pub fn from_settings(
+        settings: &crate::settings::Settings,
+    ) -> Result<StepParameters, crate::settings::SettingsError> {
+        Ok(StepParameters {
+            model: settings.model()?.to_owned(),
+            temperature: settings.temperature.as_ref().map(|t| t.value),
+            max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
+            seed: settings.seed.as_ref().map(|t| t.value),
+            top_p: settings.top_p.as_ref().map(|t| t.value),
+        })
+    }
+}
+
 /// How to run a pipeline.
 pub struct PipelineOptions {
-    /// The model.
-    pub model: String,
-    /// Parameters per agent.
+    /// The model and parameters of each agent.
     pub parameters: BTreeMap<String, StepParameters>,
+    /// Size limits on the files steps read.
+    pub limits: Limits,
     /// Attempts per step, unless a step sets its own.
     pub attempts: u32,
     /// The run folder: one sub-folder per step, and `pipeline.json`.
@@ -94,10 +111,15 @@ pub struct PipelineResult {
     pub report: PipelineReport,
     /// The output step's deliverable, if it completed.
     pub output: Option<String>,
+    /// The output deliverable, parsed, when the output step's contract is JSON.
+    pub output_json: Option<Value>,
+    /// Each step's reasoning, by step: kept out of every later step, but checked by evals.
+    pub reasoning: Vec<String>,
 }
 
 struct Finished {
     status: StepStatus,
+    reasoning: String,
     attempts: u32,
     tokens: u64,
     elapsed_ms: u64,
@@ -120,7 +142,7 @@ pub async fn run_pipeline(
     let mut report = PipelineReport {
         pipeline: plan.name.clone(),
         file: plan.path.display().to_string(),
-        model: options.model.clone(),
+        model: models(plan, options),
         steps: plan
             .steps
             .iter()
@@ -147,27 +169,15 @@ pub async fn run_pipeline(
     };
     let mut deliverables: Vec<Option<String>> = vec![None; count];
     let mut parsed: Vec<Option<Value>> = vec![None; count];
+    let mut reasoning: Vec<String> = vec![String::new(); count];
     let mut started_steps = vec![false; count];
     let mut running = FuturesUnordered::new();
     loop {
-        let mut changed = false;
+        if skip_blocked(plan, &mut report, options) {
+            write_report(options, &mut report, started)?;
+        }
         for (index, step) in plan.steps.iter().enumerate() {
             if started_steps[index] || report.steps[index].status != StepStatus::Pending {
-                continue;
-            }
-            if let Some(&blocker) = step.needs.iter().find(|&&need| {
-                let status = report.steps[need].status;
-                status != StepStatus::Pending && status != StepStatus::Valid
-            }) {
-                let blocker_record = &report.steps[blocker];
-                let reason = format!(
-                    "needs `{}`, which ended {:?}",
-                    blocker_record.name, blocker_record.status
-                )
-                .to_lowercase();
-                report.steps[index].status = StepStatus::Skipped;
-                report.steps[index].reason = Some(reason);
-                changed = true;
                 continue;
             }
             let ready = step
@@ -178,7 +188,7 @@ pub async fn run_pipeline(
                 continue;
             }
             started_steps[index] = true;
-            let sources = resolve(plan, step, inputs, &deliverables, &parsed);
+            let sources = resolve(plan, step, inputs, &deliverables, &parsed, &options.limits);
             let previous = options
                 .resume
                 .as_ref()
@@ -189,9 +199,6 @@ pub async fn run_pipeline(
                     run_step(step, sources, client, options, previous).await,
                 )
             });
-        }
-        if changed {
-            write_report(options, &mut report, started)?;
         }
         let Some((index, finished)) = running.next().await else {
             break;
@@ -206,6 +213,7 @@ pub async fn run_pipeline(
         record.reused = finished.reused;
         deliverables[index] = finished.deliverable;
         parsed[index] = finished.json;
+        reasoning[index] = finished.reasoning;
         write_report(options, &mut report, started)?;
     }
     report.partial = report
@@ -214,9 +222,59 @@ pub async fn run_pipeline(
         .any(|s| matches!(s.status, StepStatus::Pending | StepStatus::Interrupted));
     write_report(options, &mut report, started)?;
     Ok(PipelineResult {
-        output: deliverables[plan.output].clone(),
+        output: deliverables[plan.output].take(),
+        output_json: parsed[plan.output].take(),
+        reasoning,
         report,
     })
+}
+
+/// Mark skipped every pending step that needs one which ended without a deliverable to pass
+/// on, and the steps that need those, whatever order they are written in. A step behind an
+/// interrupted one stays pending: it was not refused, only never reached. Did any change?
+fn skip_blocked(plan: &Plan, report: &mut PipelineReport, options: &PipelineOptions) -> bool {
+    let mut any = false;
+    loop {
+        let mut changed = false;
+        for (index, step) in plan.steps.iter().enumerate() {
+            if report.steps[index].status != StepStatus::Pending {
+                continue;
+            }
+            let Some(&blocker) = step
+                .needs
+                .iter()
+                .find(|&&need| report.steps[need].status.stops_dependents())
+            else {
+                continue;
+            };
+            let blocker = &report.steps[blocker];
+            let reason = format!("needs `{}`, which ended {}", blocker.name, blocker.status);
+            report.steps[index].status = StepStatus::Skipped;
+            report.steps[index].reason = Some(reason);
+            // An earlier run's artifacts of this step are not this run's.
+            if let Some(folder) = &options.folder {
+                let _ = std::fs::remove_dir_all(folder.path().join(&step.name));
+            }
+            changed = true;
+        }
+        if !changed {
+            return any;
+        }
+        any = true;
+    }
+}
+
+/// The models the steps use, for the record.
+fn models(plan: &Plan, options: &PipelineOptions) -> String {
+    let mut models: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|step| options.parameters.get(&step.agent.prompt.name))
+        .map(|parameters| parameters.model.as_str())
+        .collect();
+    models.sort_unstable();
+    models.dedup();
+    models.join(", ")
 }
 
 fn write_report(
@@ -243,6 +301,7 @@ fn resolve(
     inputs: &BTreeMap<String, String>,
     deliverables: &[Option<String>],
     parsed: &[Option<Value>],
+    limits: &Limits,
 ) -> Result<Sources, String> {
     let mut sources = Sources {
         dir: step.inputs_dir.clone(),
@@ -255,7 +314,7 @@ fn resolve(
                 .get(name)
                 .cloned()
                 .ok_or_else(|| format!("no value for pipeline input `{name}`")),
-            Part::File(path) => read::read_text(path, Limits::default().max_file_bytes)
+            Part::File(path) => read::read_text(path, limits.max_file_bytes)
                 .map(|text| text.trim_end_matches(['\n', '\r']).to_owned())
                 .map_err(|problem| problem.to_string()),
             Part::Step {
@@ -306,6 +365,7 @@ async fn run_step(
     let started = Instant::now();
     let failed = |status: StepStatus, reason: String| Finished {
         status,
+        reasoning: String::new(),
         attempts: 0,
         tokens: 0,
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -320,7 +380,7 @@ async fn run_step(
         Ok(sources) => sources,
         Err(reason) => return failed(StepStatus::InputError, reason),
     };
-    let gathered = match gather(&agent.prompt, &sources, &Limits::default()) {
+    let gathered = match gather(&agent.prompt, &sources, &options.limits) {
         Ok(gathered) => gathered,
         Err(error) => return failed(StepStatus::InputError, error.to_string()),
     };
@@ -329,12 +389,8 @@ async fn run_step(
         .get(&agent.prompt.name)
         .cloned()
         .unwrap_or_default();
-    let fingerprint = fingerprint(step, &gathered.inputs, &options.model, &parameters);
-    let extension = if agent.contract.json_schema().is_some() {
-        "json"
-    } else {
-        "md"
-    };
+    let fingerprint = fingerprint(step, &gathered.inputs, &parameters);
+    let extension = agent.contract.deliverable_extension();
     let step_folder = options
         .folder
         .as_ref()
@@ -351,9 +407,11 @@ async fn run_step(
         let json = (extension == "json")
             .then(|| serde_json::from_str(&deliverable).ok())
             .flatten();
+        let reasoning = std::fs::read_to_string(dir.join("reasoning.md")).unwrap_or_default();
         tracing::info!(step = %step.name, "unchanged since the resumed run; reused");
         return Finished {
             status: previous.status,
+            reasoning,
             attempts: previous.attempts,
             tokens: previous.tokens,
             elapsed_ms: 0,
@@ -364,13 +422,27 @@ async fn run_step(
             reused: true,
         };
     }
-    let folder = match &step_folder {
-        Some(dir) => match RunFolder::at(dir) {
+    // A step that runs again starts from an empty folder: an earlier run's artifacts of it
+    // must not pass for this run's.
+    if let Some(dir) = &step_folder
+        && dir.exists()
+        && let Err(error) = std::fs::remove_dir_all(dir)
+    {
+        return failed(
+            StepStatus::InputError,
+            format!("cannot clear `{}`: {error}", dir.display()),
+        );
+    }
+    let folder = match &options.folder {
+        Some(root) => match root.child(&step.name) {
             Ok(folder) => Some(folder),
             Err(error) => {
                 return failed(
                     StepStatus::InputError,
-                    format!("cannot create `{}`: {error}", dir.display()),
+                    format!(
+                        "cannot create `{}`: {error}",
+                        root.path().join(&step.name).display()
+                    ),
                 );
             }
         },
@@ -381,7 +453,7 @@ async fn run_step(
         Run {
             agent,
             inputs: &gathered.inputs,
-            model: options.model.clone(),
+            model: parameters.model.clone(),
             temperature: parameters.temperature,
             max_tokens: parameters.max_tokens,
             seed: parameters.seed,
@@ -416,6 +488,7 @@ async fn run_step(
             };
             Finished {
                 status,
+                reasoning: std::mem::take(&mut report.reasoning),
                 attempts: report.attempts.len() as u32,
                 tokens: report.usage.total_tokens,
                 elapsed_ms,
@@ -426,12 +499,20 @@ async fn run_step(
                 reused: false,
             }
         }
+        // A stale recording is the caller's mistake, as `agent run` reports it.
         Err(RunError::Model { error, report }) => Finished {
             attempts: report.attempts.len() as u32,
             tokens: report.usage.total_tokens,
-            ..failed(StepStatus::ModelError, error.to_string())
+            ..failed(
+                if error.is_usage() {
+                    StepStatus::InputError
+                } else {
+                    StepStatus::ModelError
+                },
+                error.to_string(),
+            )
         },
-        Err(other) => failed(StepStatus::InputError, other.to_string()),
+        Err(other) => failed(StepStatus::InputError, crate::text::error_chain(&other)),
     }
 }
 
@@ -440,16 +521,11 @@ async fn run_step(
 fn fingerprint(
     step: &PlannedStep,
     inputs: &crate::inputs::Inputs,
-    model: &str,
     parameters: &StepParameters,
 ) -> String {
     let mut hash = Sha256::new();
     let agent = &step.agent;
-    for part in [
-        agent.prompt.name.as_str(),
-        agent.prompt.source.as_str(),
-        model,
-    ] {
+    for part in [agent.prompt.name.as_str(), agent.prompt.source.as_str()] {
         hash.update(part.as_bytes());
         hash.update([0]);
     }

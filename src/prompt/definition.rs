@@ -174,6 +174,28 @@ impl Prompt {
         })
     }
 
+    /// A prompt with no body that only declares `inputs`: what a pipeline's own inputs are
+    /// gathered against, so that they pass the same checks as an agent's.
+    pub fn inputs_only(name: &str, path: &Path, inputs: Vec<InputSpec>) -> Prompt {
+        Prompt {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            source: String::new(),
+            body_offset: 0,
+            description: None,
+            origin: None,
+            dialect: Dialect::DoubleBrace,
+            inputs,
+            slots: Vec::new(),
+            reasoning_tags: Vec::new(),
+            contract: String::new(),
+            defaults: ModelDefaults::default(),
+            declared: PromptDeclared::default(),
+            structural_tags: BTreeSet::new(),
+            compiled: std::sync::OnceLock::new(),
+        }
+    }
+
     /// The prompt body, exactly as its author wrote it.
     pub fn body(&self) -> &str {
         &self.source[self.body_offset..]

@@ -309,11 +309,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         }
     }
     if let Some(deliverable) = &report.deliverable {
-        let extension = if agent.contract.json_schema().is_some() {
-            "json"
-        } else {
-            "md"
-        };
+        let extension = agent.contract.deliverable_extension();
         let mut bytes = deliverable.clone().into_bytes();
         if !deliverable.ends_with('\n') {
             bytes.push(b'\n');
