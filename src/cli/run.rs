@@ -120,7 +120,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             if !quiet {
                 eprint!("{}", summary(&agent, &report));
             }
-            print_stdout(&agent, &report, args.json);
+            print_stdout(&report, args.json);
             Ok(report.outcome.status())
         }
         Err(RunError::Model { error, report }) => {
@@ -128,7 +128,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
                 eprint!("{}", summary(&agent, &report));
             }
             if args.json {
-                print_stdout(&agent, &report, true);
+                print_stdout(&report, true);
             }
             Err(Error::Run(RunError::Model { error, report }))
         }
@@ -138,16 +138,14 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
 
 /// The deliverable alone, or the envelope. Nothing at all for a violated or stopped run
 /// without `--json`, so no partial output is ever mistaken for a result.
-fn print_stdout(agent: &Agent, report: &RunReport, as_json: bool) {
+fn print_stdout(report: &RunReport, as_json: bool) {
     let mut out = std::io::stdout().lock();
     if as_json {
-        let deliverable = report.deliverable.as_ref().map(|text| {
-            if agent.contract.json_schema().is_some() {
-                serde_json::from_str(text).unwrap_or_else(|_| json!(text))
-            } else {
-                json!(text)
-            }
-        });
+        // The runner parsed a JSON deliverable when it judged it.
+        let deliverable = report
+            .deliverable_json
+            .clone()
+            .or_else(|| report.deliverable.clone().map(serde_json::Value::String));
         let envelope = json!({
             "outcome": report.outcome,
             "agent": report.agent,
