@@ -4,7 +4,7 @@
 //! agent file and the line of its placeholder, never a silent blank. Only declared
 //! placeholders are filled; every other byte of the body is copied as written, so rendering
 //! each input as its own placeholder text gives back the body byte for byte. Every value
-//! passes the injection [`guard`](crate::guard) on its way in.
+//! passes the injection [`guard`](mod@crate::guard) on its way in.
 
 use std::fmt::Write as _;
 

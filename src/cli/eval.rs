@@ -88,7 +88,7 @@ pub struct EvalRunArgs {
     /// Write the report (format by extension: .json, .xml JUnit, .md); repeatable.
     #[arg(long = "report", value_name = "FILE")]
     pub reports: Vec<PathBuf>,
-    /// The eval folder [default: .agent/evals/<time>-eval-<id>].
+    /// The eval folder; by default `.agent/evals/<time>-eval-<id>`.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
     /// Continue an interrupted eval in DIR, running only the cases it has not finished.

@@ -66,7 +66,7 @@ pub struct PipelineRunArgs {
     /// One JSON envelope on stdout: outcome, steps, the output deliverable, the run folder.
     #[arg(long)]
     pub json: bool,
-    /// The run folder [default: .agent/pipelines/<time>-<pipeline>-<id>].
+    /// The run folder; by default `.agent/pipelines/<time>-<pipeline>-<id>`.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
     /// Continue the run in DIR: completed steps whose agent, prompt and inputs are unchanged are reused.

@@ -44,7 +44,7 @@ pub struct RunArgs {
     /// One JSON envelope on stdout (outcome, deliverable, attempts, violations, usage, run folder).
     #[arg(long)]
     pub json: bool,
-    /// The run folder [default: .agent/runs/<time>-<agent>-<id> in the project].
+    /// The run folder; by default `.agent/runs/<time>-<agent>-<id>` in the project.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
