@@ -478,10 +478,7 @@ async fn ctrl_c_reports_the_finished_cases_and_marks_the_report_partial() {
     let server = slow_server().await;
     let child = spawn_eval(dir.path(), &server, &["--out", "interrupted"]);
     wait_for_results(&dir.path().join("interrupted/results.jsonl"), 2).await;
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
+    common::interrupt(&child);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exits"))
         .await
         .expect("joins");

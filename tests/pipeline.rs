@@ -506,11 +506,7 @@ async fn ctrl_c_marks_the_running_step_interrupted_and_leaves_the_rest_pending()
     }
     // The second step is waiting on its 400 ms answer.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    common::interrupt(&child);
     let code = tokio::task::spawn_blocking(move || child.wait().expect("waits"))
         .await
         .expect("joins")

@@ -652,10 +652,7 @@ async fn ctrl_c_stops_at_once_and_marks_the_run_interrupted() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
+    common::interrupt(&child);
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().expect("exits"))
         .await
         .expect("joins");

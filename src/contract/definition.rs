@@ -179,23 +179,30 @@ pub fn judge(
 }
 
 /// Reasoning tags left in the deliverable (inside code fences, or escaped), which would pass
-/// private reasoning downstream.
+/// private reasoning downstream. Every form starts with `<` or `&`, so one SIMD scan for those
+/// two bytes finds the few places worth comparing; the deliverable is tens of kilobytes.
 fn leaks(reply: &str, extracted: &Extracted, tags: &[String]) -> Vec<Violation> {
-    let lower = extracted.deliverable.to_ascii_lowercase();
+    let forms: Vec<String> = tags
+        .iter()
+        .flat_map(|tag| {
+            let tag = tag.to_ascii_lowercase();
+            [
+                format!("<{tag}>"),
+                format!("</{tag}>"),
+                format!("&lt;{tag}&gt;"),
+            ]
+        })
+        .collect();
+    let text = extracted.deliverable.as_bytes();
     let mut found = Vec::new();
-    for tag in tags {
-        let tag = tag.to_ascii_lowercase();
-        for form in [
-            format!("<{tag}>"),
-            format!("</{tag}>"),
-            format!("&lt;{tag}&gt;"),
-        ] {
-            for (offset, _) in lower.match_indices(&form) {
-                found.push((offset, form.clone()));
+    for offset in memchr::memchr2_iter(b'<', b'&', text) {
+        for form in &forms {
+            let candidate = &text[offset..text.len().min(offset + form.len())];
+            if candidate.eq_ignore_ascii_case(form.as_bytes()) {
+                found.push((offset, form));
             }
         }
     }
-    found.sort();
     found
         .into_iter()
         .map(|(offset, form)| {

@@ -190,7 +190,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         } else {
             String::new()
         },
-        guarded: rendered.guarded.clone(),
+        guarded: rendered.guarded,
         outcome: RunOutcome::Violated,
         attempts: Vec::new(),
         usage: Usage::default(),
@@ -205,7 +205,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         reasoning: String::new(),
     };
 
-    let mut messages = vec![Message::user(rendered.text.clone())];
+    let mut messages = vec![Message::user(rendered.text)];
     let mut last_attempt_tokens = 0;
     for number in 1..=run.options.attempts.max(1) {
         if run.cancel.is_cancelled() {
@@ -223,9 +223,11 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             break;
         }
         let attempt_started = Instant::now();
+        // The conversation is lent to the request and taken back after it: a prompt is tens
+        // of kilobytes, and an eval sends thousands.
         let request = ChatRequest {
             model: run.model.clone(),
-            messages: messages.clone(),
+            messages: std::mem::take(&mut messages),
             temperature: run.temperature,
             top_p: run.top_p,
             max_tokens: run.max_tokens,
@@ -244,6 +246,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             }
         };
         let model_ms = model_started.elapsed().as_millis() as u64;
+        messages = request.messages;
         let completion = match completion {
             Ok(completion) => completion,
             Err(error) => {
@@ -308,7 +311,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             }
         }
     }
-    if let Some(deliverable) = &report.deliverable {
+    if let Some(deliverable) = report.deliverable.as_ref().filter(|_| folder.is_some()) {
         let extension = agent.contract.deliverable_extension();
         let mut bytes = deliverable.clone().into_bytes();
         if !deliverable.ends_with('\n') {

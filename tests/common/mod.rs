@@ -39,3 +39,12 @@ pub(crate) const AGENTS: [&str; 5] = [
     "release-plan",
     "release-strategy",
 ];
+
+/// Send Ctrl-C's signal to `child`, as a terminal would (no `kill` binary needed).
+#[cfg(unix)]
+pub(crate) fn interrupt(child: &std::process::Child) {
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: kill(2) with a child's pid and SIGINT touches no memory of ours.
+    let sent = unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT delivered");
+}
