@@ -137,7 +137,7 @@ fn main() {
         })
         .collect();
     println!(
-        "{:>6} {:>8} {:>5} {:>9} {:>9} {:>7} {:>9} {:>9} {:>11} {:>9}",
+        "{:>6} {:>8} {:>5} {:>9} {:>9} {:>7} {:>9} {:>9} {:>11} {:>11} {:>9}",
         "cases",
         "latency",
         "conc",
@@ -147,6 +147,7 @@ fn main() {
         "cases/s",
         "CPU",
         "CPU/case",
+        "of it sys",
         "peak RSS"
     );
     let mut peaks = Vec::new();
