@@ -347,6 +347,38 @@ async fn independent_steps_run_at_once_and_a_failed_step_skips_its_dependents() 
     );
 }
 
+/// The release pipeline started against `server`, writing to `out`, its output discarded.
+fn spawn_release(server: &MockServer, out: &Path) -> std::process::Child {
+    let file = common::root().join("pipelines/release.yaml");
+    pipeline_command(&file, server, &["--out", out.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts")
+}
+
+/// How many steps `pipeline.json` in `out` records valid.
+fn valid_steps(out: &Path) -> usize {
+    std::fs::read_to_string(out.join("pipeline.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .map_or(0, |v| {
+            v["steps"]
+                .as_array()
+                .map_or(0, |s| s.iter().filter(|s| s["status"] == "valid").count())
+        })
+}
+
+/// Wait until `pipeline.json` in `out` records `count` valid steps, or about 4 s pass.
+async fn wait_for_valid_steps(out: &Path, count: usize) {
+    for _ in 0..400 {
+        if valid_steps(out) >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_pipeline_resumes_without_repeating_completed_steps() {
@@ -354,32 +386,12 @@ async fn a_killed_pipeline_resumes_without_repeating_completed_steps() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("run");
     let file = common::root().join("pipelines/release.yaml");
-    let mut child = pipeline_command(&file, &server, &["--out", out.to_str().expect("utf-8")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starts");
     let record = out.join("pipeline.json");
-    let completed = |record: &Path| -> usize {
-        std::fs::read_to_string(record)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-            .map_or(0, |v| {
-                v["steps"]
-                    .as_array()
-                    .map_or(0, |s| s.iter().filter(|s| s["status"] == "valid").count())
-            })
-    };
-    for _ in 0..400 {
-        if completed(&record) >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut child = spawn_release(&server, &out);
+    wait_for_valid_steps(&out, 2).await;
     child.kill().expect("SIGKILL");
     let _ = child.wait();
-    let done_before = completed(&record);
-    assert_eq!(done_before, 2, "killed after the second step");
+    assert_eq!(valid_steps(&out), 2, "killed after the second step");
     let requests_before = server.received_requests().await.unwrap_or_default().len();
 
     let mut resume = pipeline_command(&file, &server, &["--resume", out.to_str().expect("utf-8")]);
@@ -481,29 +493,9 @@ async fn ctrl_c_marks_the_running_step_interrupted_and_leaves_the_rest_pending()
     let (server, _) = fake_model(release_replies(), Duration::from_millis(400)).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("run");
-    let file = common::root().join("pipelines/release.yaml");
-    let mut child = pipeline_command(&file, &server, &["--out", out.to_str().expect("utf-8")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starts");
     let record = out.join("pipeline.json");
-    let valid = || -> usize {
-        std::fs::read_to_string(&record)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
-            .map_or(0, |v| {
-                v["steps"]
-                    .as_array()
-                    .map_or(0, |s| s.iter().filter(|s| s["status"] == "valid").count())
-            })
-    };
-    for _ in 0..400 {
-        if valid() >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let mut child = spawn_release(&server, &out);
+    wait_for_valid_steps(&out, 1).await;
     // The second step is waiting on its 400 ms answer.
     tokio::time::sleep(Duration::from_millis(100)).await;
     common::interrupt(&child);
