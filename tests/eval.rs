@@ -234,6 +234,138 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
     assert!(xml.contains("stale"), "{xml}");
 }
 
+/// A fake model for `llm-rubric` cases: the release-manager agent gets its valid reply, the
+/// judge gets `judge_replies` in turn (the last one repeated), and its requests are kept.
+#[derive(Clone)]
+struct AgentAndJudge {
+    agent_reply: String,
+    judge_replies: Vec<&'static str>,
+    judge_requests: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl AgentAndJudge {
+    fn new(judge_replies: Vec<&'static str>) -> Self {
+        let agent_reply = std::fs::read_to_string(
+            common::root().join("fixtures/release-manager/replies/valid.txt"),
+        )
+        .expect("reply");
+        Self {
+            agent_reply,
+            judge_replies,
+            judge_requests: std::sync::Arc::default(),
+        }
+    }
+
+    fn judge_requests(&self) -> Vec<Value> {
+        self.judge_requests.lock().expect("lock").clone()
+    }
+}
+
+impl Respond for AgentAndJudge {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("json");
+        let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
+        let content = if prompt.starts_with("You are grading the output") {
+            let mut requests = self.judge_requests.lock().expect("lock");
+            let turn = requests.len().min(self.judge_replies.len() - 1);
+            requests.push(body);
+            self.judge_replies[turn].to_owned()
+        } else {
+            self.agent_reply.clone()
+        };
+        ResponseTemplate::new(200).set_body_json(
+            json!({"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}),
+        )
+    }
+}
+
+/// Run one `llm-rubric` case live against `model` and return the report and the table.
+async fn judged_case(model: AgentAndJudge) -> (Value, String) {
+    let dir = project(&["release-manager/parcelpoint"]);
+    let case = dir.path().join("fixtures/release-manager/judged");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    std::fs::write(
+        case.join("case.yaml"),
+        "description: graded by the judge\ninputs: ../parcelpoint/inputs\nexpect: { outcome: valid }\nassert:\n  - { type: llm-rubric, value: The record names who rolls back. }\n",
+    )
+    .expect("case");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(model)
+        .mount(&server)
+        .await;
+    let base_url = format!("{}/v1", server.uri());
+    let root = dir.path().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        eval_in(
+            &root,
+            &[
+                "release-manager",
+                "--filter",
+                "judged",
+                "--live",
+                "--base-url",
+                &base_url,
+                "--model",
+                "m",
+                "--out",
+                "live",
+                "--report",
+                "report.json",
+            ],
+        )
+    })
+    .await
+    .expect("joins");
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    (json_file(&dir.path().join("report.json")), stdout(&output))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_judge_is_re_asked_when_its_reply_breaks_its_contract_and_its_grade_decides() {
+    // Prose first: the judge is re-asked with what was wrong, then its failing grade fails the case.
+    let model = AgentAndJudge::new(vec![
+        "Looks fine to me, I would pass it.",
+        r#"{"reason": "no rollback owner is named", "score": 0.3, "pass": false}"#,
+    ]);
+    let (report, table) = judged_case(model.clone()).await;
+    let requests = model.judge_requests();
+    assert_eq!(requests.len(), 2, "one re-ask of the judge");
+    let messages = requests[1]["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 3, "prompt, the judge's reply, the re-ask");
+    assert_eq!(messages[2]["role"], "user");
+    assert!(
+        messages[2]["content"]
+            .as_str()
+            .is_some_and(|text| text.contains("JSON")),
+        "{}",
+        messages[2]
+    );
+    let run = &report["cases"][0]["runs"][0];
+    assert_eq!(run["outcome"], "valid", "the agent's own run was valid");
+    assert_eq!(run["passed"], false);
+    assert!(
+        run["failures"]
+            .to_string()
+            .contains("the judge failed it (0.30): no rollback owner is named"),
+        "{run}"
+    );
+    assert!(table.contains("no rollback owner is named"), "{table}");
+
+    // A judge that never keeps its contract fails the case and says why; it is not a pass.
+    let model = AgentAndJudge::new(vec!["Looks fine to me, I would pass it."]);
+    let (report, _) = judged_case(model.clone()).await;
+    assert_eq!(model.judge_requests().len(), 2, "the judge's attempt bound");
+    let run = &report["cases"][0]["runs"][0];
+    assert_eq!(run["passed"], false);
+    assert!(
+        run["failures"]
+            .to_string()
+            .contains("the judge's reply broke its contract after 2 attempt(s): json.parse"),
+        "{run}"
+    );
+}
+
 /// The per-case facts that must not depend on how the eval was split.
 fn outcomes(report: &Value) -> Vec<Value> {
     report["cases"]

@@ -70,9 +70,15 @@ pub(crate) async fn grade(
     .await
     .map_err(|e| format!("the judge model failed: {e}"))?;
     if report.outcome != RunOutcome::Valid {
+        let violations: Vec<String> = report
+            .last_violations()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         return Err(format!(
-            "the judge's reply broke its contract: {:?}",
-            report.last_violations()
+            "the judge's reply broke its contract after {} attempt(s): {}",
+            report.attempts.len(),
+            violations.join("; ")
         ));
     }
     let grade: Grade = serde_json::from_str(report.deliverable.as_deref().unwrap_or("{}"))

@@ -314,7 +314,7 @@ impl EvalReport {
                     escape(&first)
                 );
                 for run in case.runs.iter().filter(|r| !r.passed) {
-                    let _ = writeln!(xml, "{}", escape(&run_details(run)));
+                    let _ = writeln!(xml, "{}", escape(&run_details(run, case.runs.len())));
                 }
                 xml.push_str("      </failure>\n    </testcase>\n");
             }
@@ -416,7 +416,7 @@ impl EvalReport {
                 case.runs.iter().map(|r| r.latency_ms).sum::<u64>(),
             );
             for run in case.runs.iter().filter(|r| !r.passed) {
-                for line in run_details(run).lines() {
+                for line in run_details(run, case.runs.len()).lines() {
                     let _ = writeln!(text, "{:width$}    {line}", "");
                 }
             }
@@ -530,18 +530,19 @@ fn first_reason(run: &RunResult) -> String {
         .unwrap_or_default()
 }
 
-fn run_details(run: &RunResult) -> String {
+/// Why a run failed, a line per reason; the repeat is named only when the case ran repeatedly.
+fn run_details(run: &RunResult, repeats: usize) -> String {
+    let repeat = if repeats > 1 {
+        format!("repeat {}: ", run.repeat + 1)
+    } else {
+        String::new()
+    };
     let mut lines = Vec::new();
     if let Some(error) = &run.error {
-        lines.push(format!("repeat {}: error: {error}", run.repeat + 1));
+        lines.push(format!("{repeat}error: {error}"));
     }
     for failure in &run.failures {
-        lines.push(format!(
-            "repeat {}: {}: {}",
-            run.repeat + 1,
-            failure.check,
-            failure.reason
-        ));
+        lines.push(format!("{repeat}{}: {}", failure.check, failure.reason));
     }
     lines.join("\n")
 }
