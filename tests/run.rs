@@ -344,6 +344,33 @@ async fn a_truncated_reply_is_a_violation_not_a_result() {
         run.run_json()["attempts"][0]["violations"][0]["rule"],
         "reply.truncated"
     );
+
+    // A reasoning model that spends the whole limit thinking: no content, reasoning apart.
+    let thought_only = ResponseTemplate::new(200).set_body_json(json!({
+        "choices": [{"message": {"content": null, "reasoning_content": "Let me think about the rollout..."}, "finish_reason": "length"}]
+    }));
+    let server = serve(vec![thought_only]).await;
+    let run = agent_run(
+        Some(&server),
+        &[
+            "release-manager",
+            "--inputs",
+            inputs("release-manager").to_str().expect("utf-8"),
+            "--attempts",
+            "1",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    let violation = &run.run_json()["attempts"][0]["violations"][0];
+    assert_eq!(violation["rule"], "reply.truncated", "{violation}");
+    assert!(
+        violation["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("before any content")),
+        "{violation}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -408,7 +435,11 @@ async fn no_model_configured_is_a_usage_error_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_token_budget_stops_a_run_that_would_exceed_it() {
-    let server = serve(vec![ok(&reply("release-plan", "wrong-title.md"))]).await;
+    // The server reports 18,000 tokens for the first attempt; a second would pass 30,000.
+    let mut body = completion(&reply("release-plan", "wrong-title.md"), "stop");
+    body["usage"] =
+        json!({"prompt_tokens": 15000, "completion_tokens": 3000, "total_tokens": 18000});
+    let server = serve(vec![ResponseTemplate::new(200).set_body_json(body)]).await;
     let run = agent_run(
         Some(&server),
         &[
@@ -416,23 +447,69 @@ async fn the_token_budget_stops_a_run_that_would_exceed_it() {
             "--inputs",
             inputs("release-plan").to_str().expect("utf-8"),
             "--max-total-tokens",
-            "2000",
+            "30000",
         ],
         &[],
     )
     .await;
-    assert_eq!(run.code(), Some(1));
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
     assert_eq!(
         bodies(&server).await.len(),
         1,
-        "the second attempt would pass 2000 tokens"
+        "the second attempt would pass 30000 tokens"
     );
     assert!(
         run.run_json()["stop_reason"]
             .as_str()
             .expect("reason")
-            .contains("budget of 2000")
+            .contains("18000 tokens used")
     );
+
+    // A server that reports no usage is held to the budget by an estimate (four bytes a
+    // token): the prompt (~1,500) and the reply (~2,900) make ~4,400, so a second attempt
+    // would pass 6,000.
+    let mut no_usage = completion(&reply("deployment-plan", "missing-section.md"), "stop");
+    no_usage.as_object_mut().expect("object").remove("usage");
+    let server = serve(vec![ResponseTemplate::new(200).set_body_json(no_usage)]).await;
+    let deployment_plan_inputs = inputs("deployment-plan");
+    let deployment_plan = [
+        "deployment-plan",
+        "--inputs",
+        deployment_plan_inputs.to_str().expect("utf-8"),
+        "--max-total-tokens",
+    ];
+    let run = agent_run(
+        Some(&server),
+        &[&deployment_plan[..], &["6000"]].concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(bodies(&server).await.len(), 1, "stopped before attempt 2");
+    assert!(
+        run.run_json()["stop_reason"]
+            .as_str()
+            .expect("reason")
+            .contains("budget of 6000")
+    );
+
+    // A prompt that alone exceeds the budget is refused before any request, leaving nothing.
+    let server = serve(vec![ok(&reply("deployment-plan", "valid.md"))]).await;
+    let run = agent_run(
+        Some(&server),
+        &[&deployment_plan[..], &["1000"]].concat(),
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), Some(2), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("over --max-total-tokens 1000"),
+        "{}",
+        run.stderr()
+    );
+    assert!(bodies(&server).await.is_empty());
+    assert!(run.stdout().is_empty());
+    assert_eq!(walk(run.folder()), Vec::<PathBuf>::new());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -474,6 +551,20 @@ async fn response_format_sends_the_schema_only_where_it_fits() {
     .await;
     assert_eq!(run.code(), Some(2));
     assert!(run.stderr().contains("markdown"), "{}", run.stderr());
+    assert_eq!(walk(run.folder()), Vec::<PathBuf>::new(), "nothing written");
+
+    // A run folder it would have created is not left behind empty.
+    let parent = tempfile::tempdir().expect("temp dir");
+    let folder = parent.path().join("run");
+    let output = common::agent()
+        .args(["run", "release-plan", "--inputs"])
+        .arg(inputs("release-plan"))
+        .args(["--response-format", "json-object", "--model", "m", "--out"])
+        .arg(&folder)
+        .output()
+        .expect("agent runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(!folder.exists(), "no empty run folder");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -544,12 +635,29 @@ async fn record_then_replay_gives_the_same_run_offline_and_a_stale_recording_say
         message.contains("courier-qr-handoff") && message.contains("reservation-holds"),
         "says what differs: {message}"
     );
+    assert!(
+        !message.contains("- messages:"),
+        "compared with the first attempt, which has as many messages: {message}"
+    );
+    let run_json = stale.run_json();
+    assert_eq!(run_json["outcome"], "input-error");
+    assert_eq!(run_json["failed_attempt"]["number"], 1);
+    assert!(message.contains("input error on attempt 1"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_key_appears_nowhere_on_success_4xx_5xx_and_bad_json() {
     let cases: Vec<(&str, Vec<ResponseTemplate>)> = vec![
         ("success", vec![ok(&reply("release-manager", "valid.txt"))]),
+        (
+            "success-echoing-the-key",
+            vec![ResponseTemplate::new(200).set_body_json({
+                let mut body = completion(&reply("release-manager", "valid.txt"), "stop");
+                body["id"] = json!(format!("chatcmpl-{SENTINEL}"));
+                body["system_fingerprint"] = json!(SENTINEL);
+                body
+            })],
+        ),
         (
             "4xx",
             vec![ResponseTemplate::new(401).set_body_json(
@@ -568,8 +676,10 @@ async fn the_key_appears_nowhere_on_success_4xx_5xx_and_bad_json() {
             vec![ResponseTemplate::new(200).set_body_string(format!("{{not json {SENTINEL}"))],
         ),
     ];
+    let recordings = tempfile::tempdir().expect("temp dir");
     for (name, responses) in cases {
         let server = serve(responses).await;
+        let recording = recordings.path().join(format!("{name}.json"));
         let run = agent_run(
             Some(&server),
             &[
@@ -579,6 +689,8 @@ async fn the_key_appears_nowhere_on_success_4xx_5xx_and_bad_json() {
                 "--max-retries",
                 "1",
                 "--json",
+                "--record",
+                recording.to_str().expect("utf-8"),
             ],
             &[("OPENAI_API_KEY", SENTINEL), ("RUST_LOG", "trace")],
         )
@@ -594,7 +706,10 @@ async fn the_key_appears_nowhere_on_success_4xx_5xx_and_bad_json() {
         assert!(!run.stdout().contains(SENTINEL), "{name}: key on stdout");
         assert!(!run.stderr().contains(SENTINEL), "{name}: key on stderr");
         assert!(run.stderr().len() > 1_000, "{name}: trace logging was on");
-        for entry in walk(run.folder()) {
+        for entry in walk(run.folder())
+            .into_iter()
+            .chain(walk(recordings.path()))
+        {
             let text = std::fs::read_to_string(&entry).unwrap_or_default();
             assert!(
                 !text.contains(SENTINEL),

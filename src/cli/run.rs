@@ -75,6 +75,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             }
         }
     };
+    let folder_is_new = args.out.as_ref().is_none_or(|dir| !dir.exists());
     let folder = match &args.out {
         Some(dir) => RunFolder::at(dir),
         None => RunFolder::create_in(
@@ -90,6 +91,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             .unwrap_or_else(|| project.root.join(".agent/runs")),
         source,
     })?;
+    let folder_path = folder.path().to_owned();
     let interrupt = Interrupt::watch();
     let cancel = interrupt.token();
     let outcome = crate::runner::run(
@@ -132,7 +134,14 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             }
             Err(Error::Run(RunError::Model { error, report }))
         }
-        Err(other) => Err(other.into()),
+        Err(other) => {
+            // Refused before anything was written (options that do not fit the agent, a
+            // template that does not render): leave no empty run folder behind.
+            if folder_is_new {
+                let _ = std::fs::remove_dir(&folder_path);
+            }
+            Err(other.into())
+        }
     }
 }
 
@@ -182,14 +191,21 @@ fn summary(agent: &Agent, report: &RunReport) -> String {
         RunOutcome::Declined => "declined (insufficient context)",
         RunOutcome::Violated => "contract still violated",
         RunOutcome::ModelError => "model error",
+        RunOutcome::InputError => "input error",
         RunOutcome::Interrupted => "interrupted",
     };
     let attempts = report.attempts.len();
+    let when = match &report.failed_attempt {
+        Some(failed) => format!("on attempt {}", failed.number),
+        None => format!(
+            "after {attempts} attempt{}",
+            if attempts == 1 { "" } else { "s" }
+        ),
+    };
     let _ = writeln!(
         text,
-        "{}: {outcome} after {attempts} attempt{} · {} tokens · {:.1} s",
+        "{}: {outcome} {when} · {} tokens · {:.1} s",
         agent.prompt.name,
-        if attempts == 1 { "" } else { "s" },
         report.usage.total_tokens,
         report.elapsed_ms as f64 / 1000.0
     );

@@ -515,7 +515,7 @@ fn outcome_word(outcome: RunOutcome) -> &'static str {
         RunOutcome::Valid => "valid",
         RunOutcome::Declined => "declined",
         RunOutcome::Violated => "violated",
-        RunOutcome::ModelError => "error",
+        RunOutcome::ModelError | RunOutcome::InputError => "error",
         RunOutcome::Interrupted => "stopped",
     }
 }

@@ -208,10 +208,14 @@ fn result(agent: &Agent, report: &RunReport) -> CallToolResult {
             }
             failure(with_folder(text, report), Some(meta))
         }
-        RunOutcome::ModelError => {
+        RunOutcome::ModelError | RunOutcome::InputError => {
             let error = report.error.as_deref().unwrap_or("the model call failed");
             // The failed attempt is not among the finished ones the report counts.
-            let text = format!("{name}: model-error on attempt {}: {error}", attempts + 1);
+            let text = format!(
+                "{name}: {} on attempt {}: {error}",
+                outcome_name(report.outcome),
+                attempts + 1
+            );
             failure(with_folder(text, report), Some(meta))
         }
         RunOutcome::Interrupted => failure(
@@ -254,6 +258,7 @@ fn outcome_name(outcome: RunOutcome) -> &'static str {
         RunOutcome::Declined => "declined",
         RunOutcome::Violated => "violated",
         RunOutcome::ModelError => "model-error",
+        RunOutcome::InputError => "input-error",
         RunOutcome::Interrupted => "interrupted",
     }
 }

@@ -24,6 +24,18 @@ pub enum FinishReason {
     Unknown,
 }
 
+impl std::fmt::Display for FinishReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FinishReason::Stop => f.write_str("stop"),
+            FinishReason::Length => f.write_str("length"),
+            FinishReason::ContentFilter => f.write_str("content_filter"),
+            FinishReason::Other(name) => f.write_str(name),
+            FinishReason::Unknown => f.write_str("none given"),
+        }
+    }
+}
+
 impl FinishReason {
     fn parse(value: Option<&Value>) -> FinishReason {
         match value.and_then(Value::as_str).map(str::trim) {

@@ -123,7 +123,10 @@ impl OpenAiClient {
             let chat = self.client.chat();
             let call = chat.create_byot::<_, Value>(request);
             let failure = match tokio::time::timeout(self.endpoint.timeout, call).await {
-                Ok(Ok(body)) => {
+                Ok(Ok(mut body)) => {
+                    // A server (or a proxy) may echo the key back; it must not reach the
+                    // reply, the artifacts or a recording.
+                    self.redact_value(&mut body);
                     tracing::debug!(
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         retries,
@@ -226,6 +229,27 @@ impl OpenAiClient {
                 retries,
                 hint,
             },
+        }
+    }
+
+    /// Remove the API key from every string of a response body.
+    fn redact_value(&self, value: &mut Value) {
+        let Some(key) = self
+            .endpoint
+            .api_key
+            .as_ref()
+            .map(|k| k.expose_secret())
+            .filter(|k| !k.is_empty())
+        else {
+            return;
+        };
+        match value {
+            Value::String(text) if text.contains(key) => {
+                *text = text.replace(key, "[redacted]");
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
+            _ => {}
         }
     }
 

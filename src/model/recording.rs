@@ -88,7 +88,14 @@ impl Recording {
         let closest = self
             .exchanges
             .iter()
-            .max_by_key(|e| common_prefix(&e.request, request));
+            // On a tie (a re-ask shares its first message with the first attempt), the
+            // request with as many messages is the closer one.
+            .max_by_key(|e| {
+                (
+                    common_prefix(&e.request, request),
+                    std::cmp::Reverse(e.request.messages.len().abs_diff(request.messages.len())),
+                )
+            });
         let Some(recorded) = closest.map(|e| &e.request) else {
             return "the recording holds no exchanges".into();
         };

@@ -475,6 +475,7 @@ async fn run_step(
                 RunOutcome::Declined => StepStatus::Declined,
                 RunOutcome::Violated => StepStatus::Violated,
                 RunOutcome::ModelError => StepStatus::ModelError,
+                RunOutcome::InputError => StepStatus::InputError,
                 RunOutcome::Interrupted => StepStatus::Interrupted,
             };
             let reason = match status {

@@ -20,6 +20,8 @@ pub enum RunOutcome {
     Violated,
     /// The model endpoint failed.
     ModelError,
+    /// The run could not be answered as asked: a stale or unreadable recording.
+    InputError,
     /// Ctrl-C.
     Interrupted,
 }
@@ -32,6 +34,7 @@ impl RunOutcome {
             RunOutcome::Declined => crate::Status::Declined,
             RunOutcome::Violated => crate::Status::Violated,
             RunOutcome::ModelError => crate::Status::Model,
+            RunOutcome::InputError => crate::Status::Usage,
             RunOutcome::Interrupted => crate::Status::Interrupted,
         }
     }
@@ -94,6 +97,15 @@ pub struct AttemptRecord {
     pub reasoning_blocks: usize,
 }
 
+/// An attempt whose request never got a reply.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedAttempt {
+    /// 1-based.
+    pub number: u32,
+    /// Wall time spent on the request, retries included.
+    pub model_ms: u64,
+}
+
 /// A finished (or stopped) run.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -122,6 +134,10 @@ pub struct RunReport {
     pub stop_reason: Option<String>,
     /// The model error, if one ended the run.
     pub error: Option<String>,
+    /// The attempt whose request failed, if one did: it has no reply, so it is not among
+    /// `attempts`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_attempt: Option<FailedAttempt>,
     /// When it started (RFC 3339).
     pub started_at: String,
     /// When it ended (RFC 3339).

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use super::reask::reask_message;
-use super::report::{AttemptRecord, InputRecord, Parameters, RunOutcome, RunReport};
+use super::report::{AttemptRecord, FailedAttempt, InputRecord, Parameters, RunOutcome, RunReport};
 use crate::artifacts::{RunFolder, timestamp};
 use crate::contract::{Location, Outcome, Verdict, Violation, judge};
 use crate::extract::extract;
@@ -134,6 +134,17 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
     let agent = run.agent;
     let response_format = response_format(agent, run.options.response_format)?;
     let rendered = render(&agent.prompt, run.inputs)?;
+    if let Some(budget) = run.options.max_total_tokens {
+        let prompt_tokens = estimate_tokens(rendered.text.len());
+        if prompt_tokens > budget {
+            return Err(RunError::Options {
+                message: format!(
+                    "the rendered prompt alone is about {prompt_tokens} tokens, over --max-total-tokens {budget}"
+                ),
+                hint: Some("raise the budget, or trim the inputs".into()),
+            });
+        }
+    }
     let folder = run.folder.as_ref();
     let write = |relative: &str, bytes: &[u8]| -> Result<(), RunError> {
         if let Some(folder) = folder {
@@ -196,6 +207,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         usage: Usage::default(),
         stop_reason: None,
         error: None,
+        failed_attempt: None,
         started_at: timestamp(started_at),
         finished_at: String::new(),
         elapsed_ms: 0,
@@ -206,6 +218,8 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
     };
 
     let mut messages = vec![Message::user(rendered.text)];
+    // What the budget counts: the server's usage, or an estimate where it reports none.
+    let mut spent = 0;
     let mut last_attempt_tokens = 0;
     for number in 1..=run.options.attempts.max(1) {
         if run.cancel.is_cancelled() {
@@ -214,11 +228,10 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         }
         if let Some(budget) = run.options.max_total_tokens
             && number > 1
-            && report.usage.total_tokens + last_attempt_tokens > budget
+            && spent + last_attempt_tokens > budget
         {
             report.stop_reason = Some(format!(
-                "stopped before attempt {number}: {} tokens used, and another attempt (about {last_attempt_tokens}) would exceed the budget of {budget}",
-                report.usage.total_tokens
+                "stopped before attempt {number}: {spent} tokens used, and another attempt (about {last_attempt_tokens}) would exceed the budget of {budget}"
             ));
             break;
         }
@@ -250,8 +263,13 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         let completion = match completion {
             Ok(completion) => completion,
             Err(error) => {
-                report.outcome = RunOutcome::ModelError;
+                report.outcome = if error.is_usage() {
+                    RunOutcome::InputError
+                } else {
+                    RunOutcome::ModelError
+                };
                 report.error = Some(error.to_string());
+                report.failed_attempt = Some(FailedAttempt { number, model_ms });
                 finish(&mut report, started, &write_json)?;
                 return Err(RunError::Model {
                     error,
@@ -274,7 +292,15 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         write_json(&format!("{dir}/verdict.json"), &verdict)?;
         let usage = completion.usage.unwrap_or_default();
         report.usage.add(usage);
-        last_attempt_tokens = usage.total_tokens;
+        last_attempt_tokens = match completion.usage {
+            Some(usage) => usage.total_tokens,
+            None => estimate_tokens(
+                messages.iter().map(|m| m.content.len()).sum::<usize>()
+                    + completion.content.len()
+                    + completion.reasoning.as_ref().map_or(0, String::len),
+            ),
+        };
+        spent += last_attempt_tokens;
         report.attempts.push(AttemptRecord {
             number,
             outcome: verdict.outcome,
@@ -345,6 +371,11 @@ fn judge_reply(
 ) -> Verdict {
     if completion.content.trim().is_empty() {
         let violation = match &completion.refusal {
+            None if completion.finish_reason == FinishReason::Length => Violation::hard(
+                "reply.truncated",
+                Location::document(),
+                "the reply was cut off at the token limit before any content (finish_reason `length`); reason more briefly and give the whole deliverable",
+            ),
             Some(refusal) => Violation::hard(
                 "reply.refused",
                 Location::document(),
@@ -357,7 +388,7 @@ fn judge_reply(
                 "reply.empty",
                 Location::document(),
                 format!(
-                    "the model returned no content (finish_reason {:?})",
+                    "the model returned no content (finish_reason `{}`)",
                     completion.finish_reason
                 ),
             ),
@@ -425,6 +456,12 @@ fn response_format(agent: &Agent, choice: ResponseFormat) -> Result<Option<Value
             json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": false}})
         }
     }))
+}
+
+/// Tokens in `bytes` of text, roughly: four bytes a token, the usual rule for English and
+/// code. Only for the budget, where a server reports no usage.
+fn estimate_tokens(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4)
 }
 
 fn hex(bytes: &[u8]) -> String {
