@@ -91,13 +91,14 @@ steps:
     agent: deployment-plan
     inputs:
       NOTES: { step: b }
-      ENVIRONMENT: production
+      ENVIRONMENT: prod
       WINDOWS: tonight
   d:
     agent: deploy
     inputs:
       PROJECT_NAME: { step: c, pointer: /title }
       REPO_NAME: { step: e }
+ouput: d
 "#,
     )
     .expect("write");
@@ -116,10 +117,15 @@ steps:
         ("bad.yaml:13:", "no input `region`"),
         ("bad.yaml:19:", "has no input `WINDOWS`"),
         (
+            "bad.yaml:18:",
+            "`prod` is not allowed; allowed: staging, production",
+        ),
+        (
             "bad.yaml:23:",
             "delivers markdown; a JSON pointer needs a JSON deliverable",
         ),
         ("bad.yaml:24:", "no step `e`"),
+        ("bad.yaml:25:", "unknown key `ouput`"),
         (
             "bad.yaml:20:",
             "`deploy` needs `ENVIRONMENT`, `spec.md`, `architecture.md`, `runbook.md`, which nothing binds",
@@ -551,4 +557,30 @@ fn a_stale_recording_is_a_usage_error_named_in_the_envelope() {
         "{deployment_plan}"
     );
     assert_eq!(envelope["steps"][4]["status"], "skipped");
+}
+
+#[test]
+fn a_pipeline_input_a_step_does_not_allow_is_refused_before_any_step_runs() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = common::agent()
+        .args(["pipeline", "run", "pipelines/release.yaml", "--replay"])
+        .arg(common::root().join("pipelines/release.recording.json"))
+        .args(["--var", "environment=qa", "--json", "--out"])
+        .arg(out.path().join("run"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        output.stdout.is_empty(),
+        "no envelope for a run that never started"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`environment` is `qa`, but step `deployment_plan` takes it as `ENVIRONMENT`, which allows only staging, production"),
+        "{stderr}"
+    );
+    assert!(
+        !out.path().join("run/strategy").exists(),
+        "the steps before it did not run"
+    );
 }

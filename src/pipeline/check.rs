@@ -110,6 +110,14 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
         text: &text,
         list: Vec::new(),
     };
+    for key in file.unknown.keys() {
+        problems.add(
+            &[key.as_str()],
+            format!(
+                "unknown key `{key}`; a pipeline has name, description, inputs, output and steps"
+            ),
+        );
+    }
     let mut names: Vec<String> = Vec::new();
     let mut raw: Vec<Option<StepFile>> = Vec::new();
     for (key, value) in &file.steps {
@@ -254,6 +262,18 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
                 }
             }
             let Some(spec) = spec else { continue };
+            if let (false, Some(Part::Literal(text))) = (joined, resolved.last())
+                && !spec.allowed.is_empty()
+                && !spec.allowed.iter().any(|allowed| allowed == text.trim())
+            {
+                problems.add(
+                    &at,
+                    format!(
+                        "step `{name}`, input `{input}`: `{text}` is not allowed; allowed: {}",
+                        spec.allowed.join(", ")
+                    ),
+                );
+            }
             let binding = if joined {
                 Binding::Joined(resolved)
             } else {
@@ -442,13 +462,16 @@ fn pointer_in_schema(root: &Value, schema: &Value, segments: &[String]) -> bool 
         let target = reference.strip_prefix('#').and_then(|p| root.pointer(p));
         return target.is_some_and(|target| pointer_in_schema(root, target, segments));
     }
+    let mut branches_decide = false;
     for combinator in ["oneOf", "anyOf", "allOf"] {
-        if let Some(branches) = schema.get(combinator).and_then(Value::as_array)
-            && branches
+        if let Some(branches) = schema.get(combinator).and_then(Value::as_array) {
+            branches_decide = true;
+            if branches
                 .iter()
                 .any(|branch| pointer_in_schema(root, branch, segments))
-        {
-            return true;
+            {
+                return true;
+            }
         }
     }
     let Some((first, rest)) = segments.split_first() else {
@@ -457,6 +480,14 @@ fn pointer_in_schema(root: &Value, schema: &Value, segments: &[String]) -> bool 
     if let Some(property) = schema.get("properties").and_then(|p| p.get(first.as_str())) {
         return pointer_in_schema(root, property, rest);
     }
+    if let Some(patterns) = schema.get("patternProperties").and_then(Value::as_object) {
+        for (pattern, property) in patterns {
+            // A pattern the regex engine cannot read cannot rule the pointer out.
+            if regex::Regex::new(pattern).map_or(true, |re| re.is_match(first)) {
+                return pointer_in_schema(root, property, rest);
+            }
+        }
+    }
     if first.parse::<usize>().is_ok()
         && let Some(items) = schema.get("items")
     {
@@ -464,7 +495,16 @@ fn pointer_in_schema(root: &Value, schema: &Value, segments: &[String]) -> bool 
     }
     match schema.get("additionalProperties") {
         Some(Value::Object(_)) => pointer_in_schema(root, &schema["additionalProperties"], rest),
-        _ => false,
+        Some(Value::Bool(allowed)) => *allowed,
+        // An open schema allows what it does not declare, unless its branches decide or it
+        // describes a value that has no members.
+        _ => {
+            let scalar = schema
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| matches!(t, "string" | "number" | "integer" | "boolean" | "null"));
+            !branches_decide && !scalar
+        }
     }
 }
 
@@ -542,15 +582,35 @@ mod tests {
         let schema = json!({
             "oneOf": [{"$ref": "#/$defs/record"}, {"$ref": "#/$defs/refusal"}],
             "$defs": {
-                "record": {"type": "object", "properties": {"plan": {"type": "object", "properties": {"stages": {"type": "array", "items": {"type": "object", "properties": {"name": {}}}}}}}},
-                "refusal": {"type": "object", "properties": {"missing": {"type": "array"}}}
+                "record": {"type": "object", "additionalProperties": false, "properties": {
+                    "plan": {"type": "object", "additionalProperties": false, "properties": {
+                        "stages": {"type": "array", "items": {"type": "object", "additionalProperties": false, "properties": {"name": {"type": "string"}}}},
+                        "labels": {"type": "object"},
+                        "owners": {"type": "object", "additionalProperties": false, "patternProperties": {"^[a-z]+$": {"type": "string"}}},
+                        "limits": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": false, "properties": {"max": {}}}}
+                    }}
+                }},
+                "refusal": {"type": "object", "additionalProperties": false, "properties": {"missing": {"type": "array"}}}
             }
         });
         let holds = |pointer: &str| pointer_in_schema(&schema, &schema, &pointer_segments(pointer));
         assert!(holds("/plan/stages/0/name"));
         assert!(holds("/missing"));
         assert!(holds(""));
-        assert!(!holds("/plan/stage"));
+        assert!(!holds("/plan/stage"), "a closed object names its members");
         assert!(!holds("/plan/stages/0/nom"));
+        assert!(
+            !holds("/plan/stages/0/name/first"),
+            "a string has no members"
+        );
+        assert!(!holds("/nothing"), "no branch has it");
+        assert!(
+            holds("/plan/labels/team"),
+            "an open object allows any member"
+        );
+        assert!(holds("/plan/owners/release"), "a member its pattern allows");
+        assert!(!holds("/plan/owners/Release"), "a member no pattern allows");
+        assert!(holds("/plan/limits/cpu/max"));
+        assert!(!holds("/plan/limits/cpu/min"));
     }
 }

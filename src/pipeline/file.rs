@@ -6,7 +6,6 @@ use serde::Deserialize;
 
 /// A pipeline file.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PipelineFile {
     /// The pipeline's name (the file stem when absent).
     pub name: Option<String>,
@@ -19,6 +18,10 @@ pub struct PipelineFile {
     pub output: Option<String>,
     /// The steps, by name, in the order written.
     pub steps: serde_yaml_ng::Mapping,
+    /// Keys it does not know, kept so that the check names them with every other problem
+    /// instead of stopping at the first.
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 /// A pipeline input.

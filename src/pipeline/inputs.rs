@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::check::Plan;
+use super::check::{Binding, Part, Plan};
 use super::run::PipelineError;
 use crate::inputs::{Limits, Sources, gather};
 use crate::prompt::{InputSpec, Prompt};
@@ -31,9 +31,41 @@ pub fn read_pipeline_inputs(
     for warning in &gathered.warnings {
         tracing::warn!("{warning}");
     }
-    Ok(gathered
+    let values: BTreeMap<String, String> = gathered
         .inputs
         .iter()
         .map(|(name, value)| (name.clone(), value.text.clone()))
-        .collect())
+        .collect();
+    let problems = values_not_allowed(plan, &values);
+    if !problems.is_empty() {
+        return Err(PipelineError::Inputs { problems });
+    }
+    Ok(values)
+}
+
+/// Pipeline inputs bound to a step input that takes only certain values (`ENVIRONMENT`:
+/// staging or production), checked now rather than when the step is reached, after the
+/// steps before it have spent their tokens.
+fn values_not_allowed(plan: &Plan, values: &BTreeMap<String, String>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for step in &plan.steps {
+        for (name, binding) in &step.bindings {
+            let (Binding::One(Part::Input(input)), Some(spec)) =
+                (binding, step.agent.prompt.input(name))
+            else {
+                continue;
+            };
+            let Some(value) = values.get(input) else {
+                continue;
+            };
+            if !spec.allowed.is_empty() && !spec.allowed.iter().any(|a| a == value.trim()) {
+                problems.push(format!(
+                    "`{input}` is `{value}`, but step `{}` takes it as `{name}`, which allows only {}",
+                    step.name,
+                    spec.allowed.join(", ")
+                ));
+            }
+        }
+    }
+    problems
 }
