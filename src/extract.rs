@@ -5,8 +5,9 @@
 //!    letter case, with optional spaces inside the brackets and attributes on the opening tag.
 //!    Every block is taken out, in order; nested blocks of the same tag end with their
 //!    outermost close.
-//! 2. Inside a fenced code block of the deliverable, tags are content: they are left in place
-//!    (and the contract's reasoning-leak rule will flag them).
+//! 2. Inside a fenced code block or an inline code span of the deliverable, tags are
+//!    content: they are left in place (and the contract's reasoning-leak rule will flag them).
+//!    A prose mention of `` `<think>` `` must not swallow the rest of the reply.
 //! 3. An opening tag that is never closed takes the rest of the reply; this is reported,
 //!    since the deliverable it swallowed is lost.
 //! 4. A closing tag with no opening tag ends a block that began at the start of the reply
@@ -220,12 +221,25 @@ impl Splitter<'_> {
 
     /// Find tags in one line outside fences, moving text to the deliverable or a block.
     fn scan_line(&mut self, start: usize, line: &str) {
+        let code_spans = inline_code_spans(line);
         let mut at = 0;
         while at < line.len() {
-            let Some((found, tag_len, tag, closing)) = next_tag(&line[at..], self.tags) else {
+            let mut from = at;
+            let found = loop {
+                let Some((found, tag_len, tag, closing)) = next_tag(&line[from..], self.tags)
+                else {
+                    break None;
+                };
+                let tag_start = from + found;
+                if self.block.is_none() && code_spans.iter().any(|s| s.contains(&tag_start)) {
+                    from = tag_start + tag_len;
+                    continue;
+                }
+                break Some((tag_start, tag_len, tag, closing));
+            };
+            let Some((tag_start, tag_len, tag, closing)) = found else {
                 break;
             };
-            let tag_start = at + found;
             let tag_end = tag_start + tag_len;
             match &mut self.block {
                 None if !closing => {
@@ -353,6 +367,43 @@ impl Splitter<'_> {
 }
 
 /// The next reasoning tag in `text`: (offset, length, tag, is closing).
+/// The inline code spans of one line: a run of backticks up to the next run of the same
+/// length (CommonMark); an unmatched run is literal.
+fn inline_code_spans(line: &str) -> Vec<std::ops::Range<usize>> {
+    let bytes = line.as_bytes();
+    let run_end = |mut at: usize| {
+        while bytes.get(at) == Some(&b'`') {
+            at += 1;
+        }
+        at
+    };
+    let mut spans = Vec::new();
+    let mut at = memchr::memchr(b'`', bytes).unwrap_or(bytes.len());
+    while at < bytes.len() {
+        let open_end = run_end(at);
+        let length = open_end - at;
+        let mut search = open_end;
+        let mut close = None;
+        while let Some(next) = memchr::memchr(b'`', &bytes[search..]) {
+            let run_start = search + next;
+            search = run_end(run_start);
+            if search - run_start == length {
+                close = Some(search);
+                break;
+            }
+        }
+        let next_from = match close {
+            Some(end) => {
+                spans.push(at..end);
+                end
+            }
+            None => open_end,
+        };
+        at = memchr::memchr(b'`', &bytes[next_from..]).map_or(bytes.len(), |i| next_from + i);
+    }
+    spans
+}
+
 fn next_tag(text: &str, tags: &[String]) -> Option<(usize, usize, String, bool)> {
     let bytes = text.as_bytes();
     let mut search = 0;
@@ -494,6 +545,27 @@ mod tests {
         assert!(
             out.deliverable
                 .contains("<release_planning>quoted</release_planning>")
+        );
+    }
+
+    #[test]
+    fn a_tag_inside_inline_code_of_the_deliverable_is_content() {
+        let reply = "<release_planning>r</release_planning>\n# Plan\nNotes were kept in `<release_planning>`, and ``a `</think>` b`` too.\n## 2. Next\nend\n";
+        let out = split(reply);
+        assert_eq!(out.reasoning.len(), 1);
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        assert!(
+            out.deliverable
+                .contains("kept in `<release_planning>`, and")
+        );
+        assert!(out.deliverable.ends_with("## 2. Next\nend"));
+        // An unmatched backtick opens no span: the tag after it is a tag.
+        let out = split("# Plan ` <think>x</think>\nend");
+        assert_eq!(out.reasoning.len(), 1);
+        assert_eq!(
+            inline_code_spans("a `b` c ``d`e`` f ` g"),
+            [2..5, 8..15],
+            "spans run to a run of the same length"
         );
     }
 
