@@ -254,3 +254,41 @@ fn stdin_json_supplies_the_inputs() {
         .expect("agent runs");
     assert_refused(&output, &["stdin"]);
 }
+
+#[test]
+fn a_file_binds_by_its_name_without_the_last_extension_and_backups_are_ignored() {
+    let dir = deployment_plan_inputs();
+    std::fs::write(dir.path().join("notes.md~"), "- an editor's backup\n").expect("write");
+    std::fs::write(dir.path().join("notes.old.md"), "- last release's notes\n").expect("write");
+    let output = render("deployment-plan", dir.path(), &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let warnings = stderr(&output);
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(text.contains("**Release notes:** - Reservation holds\n"));
+    assert!(
+        warnings.contains("notes.md~` is an editor's backup"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("notes.old.md` binds no input"),
+        "{warnings}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_pipe_in_the_inputs_directory_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("vars.yaml"), "ENVIRONMENT: staging\n").expect("write");
+    let fifo = dir.path().join("notes.md");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // Were the pipe opened, the read would block until the test harness gave up.
+    assert_refused(
+        &render("deployment-plan", dir.path(), &[]),
+        &["notes.md", "not a regular file"],
+    );
+}

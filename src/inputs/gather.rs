@@ -244,12 +244,21 @@ impl<'a> State<'a> {
     fn read_entry(&mut self, path: &Path, root: &Path) {
         let name = file_name(path);
         let is_vars_file = vars_file::is_vars_file(&name);
+        // The name without its last extension: `notes.md` binds NOTES, `notes.old.md` does not.
         let stem = if path.is_dir() {
             name.clone()
         } else {
-            name.split_once('.')
+            name.rsplit_once('.')
+                .filter(|(stem, _)| !stem.is_empty())
                 .map_or(name.clone(), |(stem, _)| stem.to_owned())
         };
+        if name.ends_with('~') || (name.starts_with('#') && name.ends_with('#')) {
+            self.warnings.push(format!(
+                "`{}` is an editor's backup file and is ignored",
+                path.display()
+            ));
+            return;
+        }
         let spec = self
             .prompt
             .inputs
@@ -273,6 +282,16 @@ impl<'a> State<'a> {
         };
         if let Some(problem) = escape {
             self.problems.push(problem);
+            self.refused.extend(spec.map(|spec| spec.name));
+            return;
+        }
+        // A pipe would block the read until something writes to it; a device or socket is
+        // no input either. (`--var NAME=@path` may still name a pipe on purpose.)
+        if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir()) {
+            self.problems.push(InputProblem::Unreadable {
+                path: path.to_owned(),
+                message: "not a regular file (a pipe, socket or device)".into(),
+            });
             self.refused.extend(spec.map(|spec| spec.name));
             return;
         }

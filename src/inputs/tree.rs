@@ -121,7 +121,9 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
         let Some(file_type) = entry.file_type() else {
             continue;
         };
-        if file_type.is_dir() {
+        // Directories are walked; pipes, sockets and devices are no source (and a pipe would
+        // block the read).
+        if file_type.is_dir() || !(file_type.is_file() || file_type.is_symlink()) {
             continue;
         }
         let relative = relative_path(root, entry.path());
