@@ -292,3 +292,42 @@ fn a_pipe_in_the_inputs_directory_is_refused_not_waited_on() {
         &["notes.md", "not a regular file"],
     );
 }
+
+/// `agent render deployment-plan --inputs -` given `json` on stdin, written from a thread so
+/// that a reader that stops early cannot block the test.
+fn render_stdin(json: Vec<u8>, extra: &[&str]) -> Output {
+    let mut child = common::agent()
+        .args(["render", "deployment-plan", "--inputs", "-"])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agent runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write as _;
+        // The reader may stop before the end: a broken pipe is its answer, not a failure.
+        let _ = stdin.write_all(&json);
+    });
+    let output = child.wait_with_output().expect("finishes");
+    writer.join().expect("writer");
+    output
+}
+
+#[test]
+fn stdin_values_are_held_to_the_input_size_limit() {
+    let notes = "x".repeat(300_000);
+    let json = format!(r#"{{"NOTES": "{notes}", "ENVIRONMENT": "staging"}}"#).into_bytes();
+    assert_refused(
+        &render_stdin(json.clone(), &["--max-input-bytes", "100000"]),
+        &["`NOTES` in `stdin JSON`", "over the 100.0 kB limit"],
+    );
+    // The whole object is bounded too, at 16 times the limit, without reading all of it.
+    assert_refused(
+        &render_stdin(json.clone(), &["--max-input-bytes", "10000"]),
+        &["the inputs on stdin are over 160.0 kB"],
+    );
+    let output = render_stdin(json, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}

@@ -95,6 +95,9 @@ pub struct InputArgs {
     pub max_input_bytes: u64,
 }
 
+/// How many times `--max-input-bytes` the JSON object on stdin may be.
+const STDIN_INPUTS_FACTOR: u64 = 16;
+
 impl InputArgs {
     /// The sources these flags name; `--inputs -` reads stdin now.
     pub fn sources(&self) -> Result<Sources, Error> {
@@ -104,14 +107,30 @@ impl InputArgs {
         };
         match self.inputs.as_deref() {
             Some("-") => {
+                // Each value is held to --max-input-bytes when it is bound; the whole object
+                // to a bound that keeps a runaway producer from filling memory.
+                let limit = self.max_input_bytes.saturating_mul(STDIN_INPUTS_FACTOR);
                 let mut text = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(
-                    |source| Error::Io {
-                        action: "read",
-                        path: PathBuf::from("<stdin>"),
-                        source,
-                    },
-                )?;
+                std::io::Read::read_to_string(
+                    &mut std::io::Read::take(std::io::stdin(), limit.saturating_add(1)),
+                    &mut text,
+                )
+                .map_err(|source| Error::Io {
+                    action: "read",
+                    path: PathBuf::from("<stdin>"),
+                    source,
+                })?;
+                if text.len() as u64 > limit {
+                    return Err(Error::Usage {
+                        message: format!(
+                            "the inputs on stdin are over {}",
+                            crate::text::bytes(limit)
+                        ),
+                        hint: Some(format!(
+                            "stdin may hold {STDIN_INPUTS_FACTOR} times --max-input-bytes; give large inputs as files"
+                        )),
+                    });
+                }
                 sources.json = Some(text);
             }
             Some(dir) => sources.dir = Some(PathBuf::from(dir)),

@@ -133,6 +133,18 @@ pub fn gather_over(
         match vars_file::parse_json(json) {
             Ok(pairs) => {
                 for (key, text) in pairs {
+                    // One value is held to the limit of one input file.
+                    if text.len() as u64 > limits.max_file_bytes {
+                        state.problems.push(InputProblem::TooLarge {
+                            path: format!("{key}` in `stdin JSON").into(),
+                            size: text.len() as u64,
+                            limit: limits.max_file_bytes,
+                        });
+                        if let Some(spec) = prompt.input(&key) {
+                            state.refused.insert(spec.name.clone());
+                        }
+                        continue;
+                    }
                     state.bind_key(&key, text, Origin::Stdin, Level::Stdin, "stdin JSON");
                 }
             }
