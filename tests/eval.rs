@@ -566,6 +566,13 @@ async fn a_killed_eval_resumes_without_repeating_finished_cases() {
         (2..6).contains(&finished),
         "{finished} finished before the kill"
     );
+    // A kill in the middle of a write leaves a torn last line; it is no result.
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .expect("results");
+    std::io::Write::write_all(&mut torn, br#"{"case": "release-manager/rows#r"#).expect("write");
+    drop(torn);
     let before = server.received_requests().await.unwrap_or_default().len();
 
     let resumed = spawn_eval(
@@ -598,6 +605,12 @@ async fn a_killed_eval_resumes_without_repeating_finished_cases() {
         .map(str::to_owned)
         .collect();
     assert_eq!(lines.len(), 6);
+    assert!(
+        lines
+            .iter()
+            .all(|line| serde_json::from_str::<Value>(line).is_ok()),
+        "every line is one whole result: {lines:#?}"
+    );
     let report = json_file(&dir.path().join("killed/report.json"));
     assert_eq!(report["summary"]["passed"], 6);
     assert_eq!(report["partial"], false);
@@ -620,4 +633,63 @@ async fn ctrl_c_reports_the_finished_cases_and_marks_the_report_partial() {
     let cases = report["cases"].as_array().expect("cases").len();
     assert!((2..6).contains(&cases), "{cases} finished cases reported");
     assert!(stdout(&output).contains("PARTIAL"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recording_part_of_a_dataset_keeps_the_other_rows_recordings() {
+    let dir = slow_project();
+    let reply =
+        std::fs::read_to_string(common::root().join("fixtures/release-manager/replies/valid.txt"))
+            .expect("reply");
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"choices": [{"message": {"content": reply}, "finish_reason": "stop"}]}),
+        ))
+        .mount(&server)
+        .await;
+    let base_url = format!("{}/v1", server.uri());
+    let record = |filter: &'static str, out: &'static str| {
+        let dir = dir.path().to_owned();
+        let base_url = base_url.clone();
+        tokio::task::spawn_blocking(move || {
+            eval_in(
+                &dir,
+                &[
+                    "release-manager",
+                    "--filter",
+                    filter,
+                    "--record",
+                    "--model",
+                    "m",
+                    "--base-url",
+                    &base_url,
+                    "--out",
+                    out,
+                ],
+            )
+        })
+    };
+    let exchanges = || {
+        json_file(
+            &dir.path()
+                .join("fixtures/release-manager/rows/recording.json"),
+        )["exchanges"]
+            .as_array()
+            .expect("exchanges")
+            .len()
+    };
+
+    let all = record("rows", "all").await.expect("joins");
+    assert_eq!(all.status.code(), Some(0), "{}", stdout(&all));
+    assert_eq!(exchanges(), 6);
+    let one = record("rows#r3", "one").await.expect("joins");
+    assert_eq!(one.status.code(), Some(0), "{}", stdout(&one));
+    assert_eq!(exchanges(), 6, "the five rows not run keep their exchanges");
+
+    let replay = eval_in(
+        dir.path(),
+        &["release-manager", "--filter", "rows", "--out", "replay"],
+    );
+    assert_eq!(replay.status.code(), Some(0), "{}", stdout(&replay));
 }

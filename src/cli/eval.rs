@@ -76,7 +76,8 @@ pub struct EvalRunArgs {
     /// The pass rate a case needs over its repeats.
     #[arg(long, value_name = "RATE", default_value_t = 1.0)]
     pub min_pass_rate: f64,
-    /// Only cases whose `agent/name` contains this, or with this tag (`tag:X`); repeatable.
+    /// Only the cases this names: `agent/case`, `case`, one dataset row (`case#row`), an agent,
+    /// or a tag (`tag:X`); exact names, repeatable.
     #[arg(long, value_name = "TEXT")]
     pub filter: Vec<String>,
     /// Run shard i of n of the stable case order (for CI matrices); join them with `agent eval merge`.
@@ -143,6 +144,12 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         _ => Mode::Replay,
     };
     let mut cases = discover(project, &args.agents)?;
+    let mut cases_per_recording: HashMap<PathBuf, usize> = HashMap::new();
+    for case in &cases {
+        *cases_per_recording
+            .entry(case.recording.clone())
+            .or_default() += 1;
+    }
     if !args.filter.is_empty() {
         cases.retain(|case| args.filter.iter().any(|f| case.matches(f)));
     }
@@ -224,12 +231,27 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         cancel: cancel.clone(),
         progress: progress.clone(),
     };
+    let mut selected_per_recording: HashMap<PathBuf, usize> = HashMap::new();
+    for case in cases
+        .iter()
+        .filter(|case| !done.iter().any(|(id, _)| *id == case.id()))
+    {
+        *selected_per_recording
+            .entry(case.recording.clone())
+            .or_default() += 1;
+    }
+    let whole_recordings = selected_per_recording
+        .into_iter()
+        .filter(|(path, count)| cases_per_recording.get(path) == Some(count))
+        .map(|(path, _)| path)
+        .collect();
     let options = EvalOptions {
         mode,
         concurrency: args.concurrency,
         repeat: args.repeat,
         artifacts: args.artifacts.then(|| folder.join("runs")),
         judge_model: args.judge_model.clone(),
+        whole_recordings,
     };
     let fresh = run_eval(
         &context,
@@ -291,14 +313,24 @@ fn describe_selection(args: &EvalRunArgs) -> String {
     }
 }
 
-/// Results of an earlier, interrupted eval. A torn last line (killed mid-write) is dropped:
+/// Results of an earlier, interrupted eval. A torn last line (killed mid-write) is dropped,
+/// and cut from the file so that the results appended next start on a line of their own:
 /// its case runs again.
 fn read_results(path: &std::path::Path) -> Result<Vec<RunResult>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         action: "read",
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let text = std::fs::read_to_string(path).map_err(io)?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let complete = text.rfind('\n').map_or(0, |end| end + 1);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|file| file.set_len(complete as u64))
+            .map_err(io)?;
+    }
     let mut results = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str(line) {

@@ -288,11 +288,13 @@ fn scalars(vars: &BTreeMap<String, serde_yaml_ng::Value>) -> Result<Vec<(String,
 fn read_dataset(path: &Path) -> Result<Vec<Vec<(String, String)>>, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("dataset `{}`: {e}", path.display()))?;
+    // Spreadsheets write "CSV UTF-8" with a byte-order mark; it is not part of the first column.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let is_csv = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        return parse_csv(&text).map_err(|e| format!("dataset `{}`: {e}", path.display()));
+        return parse_csv(text).map_err(|e| format!("dataset `{}`: {e}", path.display()));
     }
     let mut rows = Vec::new();
     for (number, line) in text
@@ -380,6 +382,15 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<(String, String)>>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_column() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("rows.csv");
+        std::fs::write(&path, "\u{feff}id,VERSION\nr1,2.4.1\n").expect("write");
+        let rows = read_dataset(&path).expect("reads");
+        assert_eq!(rows[0][0], ("id".to_owned(), "r1".to_owned()));
+    }
 
     #[test]
     fn csv_handles_quotes_commas_and_line_breaks() {

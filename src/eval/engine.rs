@@ -111,6 +111,10 @@ pub struct EvalOptions {
     pub artifacts: Option<PathBuf>,
     /// The model that grades `llm-rubric` (default: the case's model).
     pub judge_model: Option<String>,
+    /// With `--record`: the recording files every one of whose cases this eval runs, which
+    /// start empty. Any other recording keeps the exchanges of the cases not run (rows left
+    /// out by a filter, a shard or a resume).
+    pub whole_recordings: std::collections::HashSet<PathBuf>,
 }
 
 /// What the engine needs besides the cases.
@@ -164,9 +168,11 @@ pub async fn run_eval(
     let judge = Arc::new(judge::judge_agent().map_err(|e| EvalError::Cases { problems: vec![e] })?);
     let clients = Clients::default();
     if options.mode == Mode::Record {
-        // A refreshed recording starts empty, so it holds exactly what this eval sent.
+        // A recording this eval refreshes whole starts empty, so it holds exactly what was
+        // sent; one it refreshes in part keeps the rest.
         for case in cases {
-            clients.recorder(context, &case.recording, true);
+            let fresh = options.whole_recordings.contains(&case.recording);
+            clients.recorder(context, &case.recording, fresh);
         }
     }
     let file = std::fs::OpenOptions::new()
@@ -271,8 +277,14 @@ impl Clients {
     ) -> Option<Arc<Recorder<Arc<OpenAiClient>>>> {
         let live = context.live.clone()?;
         let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
-        if fresh || !recorders.contains_key(path) {
+        if fresh {
             recorders.insert(path.to_owned(), Arc::new(Recorder::fresh(live, path)));
+        } else if !recorders.contains_key(path) {
+            let recorder = Recorder::new(live.clone(), path).unwrap_or_else(|error| {
+                tracing::warn!("{error}; recording `{}` afresh", path.display());
+                Recorder::fresh(live, path)
+            });
+            recorders.insert(path.to_owned(), Arc::new(recorder));
         }
         recorders.get(path).cloned()
     }
