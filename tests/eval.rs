@@ -693,3 +693,45 @@ async fn recording_part_of_a_dataset_keeps_the_other_rows_recordings() {
     );
     assert_eq!(replay.status.code(), Some(0), "{}", stdout(&replay));
 }
+
+#[test]
+fn a_resume_finishes_the_eval_as_it_was_started() {
+    let dir = project(&[
+        "deployment-plan/parcelpoint",
+        "release-strategy/parcelpoint",
+    ]);
+    let first = eval_in(
+        dir.path(),
+        &[
+            "--filter",
+            "deployment-plan/parcelpoint",
+            "--repeat",
+            "2",
+            "--out",
+            "e",
+        ],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stdout(&first));
+    // As if the eval had been killed after its first run.
+    let results = dir.path().join("e/results.jsonl");
+    let text = std::fs::read_to_string(&results).expect("results");
+    let first_line = text.lines().next().expect("a result");
+    std::fs::write(&results, format!("{first_line}\n")).expect("cut");
+
+    let changed = eval_in(dir.path(), &["--resume", "e", "--repeat", "3"]);
+    assert_eq!(changed.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&changed.stderr);
+    assert!(
+        message.contains("--repeat: started with 2, now 3"),
+        "{message}"
+    );
+
+    // No flags: the filter and the repeat count are the ones it started with.
+    let resumed = eval_in(dir.path(), &["--resume", "e", "--report", "r.json"]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", stdout(&resumed));
+    let report = json_file(&dir.path().join("r.json"));
+    let cases = report["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 1, "only the filtered case: {report}");
+    assert_eq!(cases[0]["runs"].as_array().expect("runs").len(), 2);
+    assert_eq!(report["partial"], false);
+}

@@ -54,7 +54,7 @@ pub struct MergeArgs {
 }
 
 /// `agent eval [AGENT…]`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct EvalRunArgs {
     /// Agents to evaluate [default: all].
     pub agents: Vec<String>,
@@ -136,7 +136,145 @@ fn merge_reports(args: &MergeArgs) -> Result<Status, Error> {
     })
 }
 
+/// What an eval runs: saved in its folder, so that `--resume` finishes the same eval.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Selection {
+    agents: Vec<String>,
+    filter: Vec<String>,
+    shard: Option<String>,
+    repeat: u32,
+    min_pass_rate: f64,
+    mode: String,
+}
+
+const SELECTION_FILE: &str = "selection.json";
+
+impl Selection {
+    fn of(args: &EvalRunArgs) -> Selection {
+        Selection {
+            agents: args.agents.clone(),
+            filter: args.filter.clone(),
+            shard: args.shard.map(|s| s.to_string()),
+            repeat: args.repeat,
+            min_pass_rate: args.min_pass_rate,
+            mode: if args.live {
+                "live"
+            } else if args.record {
+                "record"
+            } else {
+                "replay"
+            }
+            .into(),
+        }
+    }
+}
+
+/// `args` with the selection of the eval in `dir`, which a resume continues. A flag given
+/// now must agree with it; one left out takes its value.
+fn resumed(args: &EvalRunArgs, dir: &std::path::Path) -> Result<EvalRunArgs, Error> {
+    let path = dir.join(SELECTION_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        tracing::warn!(
+            "`{}` is missing; resuming with the flags given now",
+            path.display()
+        );
+        return Ok(args.clone());
+    };
+    let saved: Selection = serde_json::from_str(&text).map_err(|e| Error::Usage {
+        message: format!("`{}`: {e}", path.display()),
+        hint: None,
+    })?;
+    let given = Selection::of(args);
+    let default = Selection {
+        agents: Vec::new(),
+        filter: Vec::new(),
+        shard: None,
+        repeat: 1,
+        min_pass_rate: 1.0,
+        mode: "replay".into(),
+    };
+    let mut conflicts = Vec::new();
+    let mut check = |name: &str, given: String, saved: String, default: String| {
+        if given != default && given != saved {
+            conflicts.push(format!("{name}: started with {saved}, now {given}"));
+        }
+    };
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    check(
+        "agents",
+        given.agents.join(" "),
+        saved.agents.join(" "),
+        String::new(),
+    );
+    check(
+        "--filter",
+        given.filter.join(", "),
+        saved.filter.join(", "),
+        String::new(),
+    );
+    check(
+        "--shard",
+        shown(&given.shard),
+        shown(&saved.shard),
+        shown(&default.shard),
+    );
+    check(
+        "--repeat",
+        given.repeat.to_string(),
+        saved.repeat.to_string(),
+        "1".into(),
+    );
+    check(
+        "--min-pass-rate",
+        given.min_pass_rate.to_string(),
+        saved.min_pass_rate.to_string(),
+        "1".into(),
+    );
+    check(
+        "mode",
+        given.mode.clone(),
+        saved.mode.clone(),
+        default.mode.clone(),
+    );
+    if !conflicts.is_empty() {
+        return Err(Error::Usage {
+            message: format!(
+                "--resume continues the eval as it was started, and the flags differ:\n  {}",
+                conflicts.join("\n  ")
+            ),
+            hint: Some("give the same flags, or leave them out".into()),
+        });
+    }
+    let mut args = args.clone();
+    args.agents = saved.agents;
+    args.filter = saved.filter;
+    args.shard = match saved.shard.as_deref().map(str::parse::<Shard>) {
+        Some(Ok(shard)) => Some(shard),
+        Some(Err(e)) => {
+            return Err(Error::Usage {
+                message: format!("`{}`: {e}", path.display()),
+                hint: None,
+            });
+        }
+        None => None,
+    };
+    args.repeat = saved.repeat;
+    args.min_pass_rate = saved.min_pass_rate;
+    args.live = saved.mode == "live";
+    args.record = saved.mode == "record";
+    args.replay = false;
+    Ok(args)
+}
+
 async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<Status, Error> {
+    let resumed_args;
+    let args = match &args.resume {
+        Some(dir) => {
+            resumed_args = resumed(args, dir)?;
+            &resumed_args
+        }
+        None => args,
+    };
     let started = Instant::now();
     let mode = match (args.live, args.record) {
         (true, _) => Mode::Live,
@@ -203,6 +341,14 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
                     .unwrap_or_else(|| project.root.join(".agent/evals")),
                 source,
             })?;
+            let selection = serde_json::to_vec_pretty(&Selection::of(args)).unwrap_or_default();
+            folder
+                .write(SELECTION_FILE, &selection)
+                .map_err(|source| Error::Io {
+                    action: "write",
+                    path: folder.path().join(SELECTION_FILE),
+                    source,
+                })?;
             (folder.path().to_owned(), Vec::new())
         }
     };

@@ -275,10 +275,12 @@ impl EvalReport {
         };
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let failed = self.cases.iter().filter(|c| !c.passed).count();
+        // An interrupted eval is one error, so that no CI reads a partial report as complete.
+        let errors = usize::from(self.partial);
         let _ = writeln!(
             xml,
-            "<testsuites name=\"agent eval\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" time=\"{:.3}\">",
-            self.cases.len(),
+            "<testsuites name=\"agent eval\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{:.3}\">",
+            self.cases.len() + errors,
             self.elapsed_ms as f64 / 1000.0
         );
         for (agent, cases) in by_agent {
@@ -319,6 +321,15 @@ impl EvalReport {
                 xml.push_str("      </failure>\n    </testcase>\n");
             }
             xml.push_str("  </testsuite>\n");
+        }
+        if self.partial {
+            xml.push_str(concat!(
+                "  <testsuite name=\"agent eval\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"0.000\">\n",
+                "    <testcase classname=\"agent eval\" name=\"interrupted\">\n",
+                "      <error type=\"interrupted\" message=\"the eval was interrupted: this report is partial, and the cases not run are missing from it\"/>\n",
+                "    </testcase>\n",
+                "  </testsuite>\n",
+            ));
         }
         xml.push_str("</testsuites>\n");
         xml
@@ -712,6 +723,15 @@ mod tests {
         assert!(xml.contains("<testcase classname=\"release-plan\" name=\"a\" time=\"0.005\"/>"));
         assert!(xml.contains("<testcase classname=\"release-plan\" name=\"b\""));
         assert!(xml.contains("message=\"contains &quot;&lt;x&gt;&quot;: does not contain &quot;&lt;x&gt;&quot; &amp; more\""));
+        assert!(xml.contains("errors=\"0\"") && !xml.contains("<error "));
+
+        let mut partial = report(&[("release-plan/a", true)]);
+        partial.partial = true;
+        let xml = partial.junit();
+        assert!(
+            xml.contains("<testsuites name=\"agent eval\" tests=\"2\" failures=\"0\" errors=\"1\"")
+        );
+        assert!(xml.contains("<error type=\"interrupted\""), "{xml}");
     }
 
     #[test]
