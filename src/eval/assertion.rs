@@ -358,10 +358,25 @@ impl Assertion {
                 prompt_price,
                 completion_price,
             } => {
-                let cost = observed.usage.prompt_tokens as f64 * prompt_price / 1e6
-                    + observed.usage.completion_tokens as f64 * completion_price / 1e6;
+                let usage = observed.usage;
+                // Tokens not split into prompt and completion (a pipeline's steps, a server
+                // that reports only a total) are priced at the higher rate: an upper bound,
+                // never a free pass.
+                let unsplit = usage
+                    .total_tokens
+                    .saturating_sub(usage.prompt_tokens + usage.completion_tokens);
+                let cost = usage.prompt_tokens as f64 * prompt_price / 1e6
+                    + usage.completion_tokens as f64 * completion_price / 1e6
+                    + unsplit as f64 * prompt_price.max(*completion_price) / 1e6;
                 return check(cost <= *threshold, &|| {
-                    format!("cost ${cost:.4}, at most ${threshold} allowed")
+                    let note = if unsplit > 0 {
+                        format!(
+                            " ({unsplit} tokens not split into prompt and completion, priced at the higher rate)"
+                        )
+                    } else {
+                        String::new()
+                    };
+                    format!("cost ${cost:.4}, at most ${threshold} allowed{note}")
                 });
             }
             _ => {}
@@ -645,6 +660,29 @@ mod tests {
             "x"
         ));
         assert!(passes(&spec("{type: latency, threshold: 1500}"), "x"));
+
+        // Only a total (a pipeline): 1.1 M tokens at the higher $1.6 rate is $1.76.
+        let mut total_only = observed("x");
+        total_only.usage = Usage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 1_100_000,
+        };
+        let cost = |threshold: f64| {
+            spec(&format!(
+                "{{type: cost, threshold: {threshold}, prompt_price: 0.4, completion_price: 1.6}}"
+            ))
+            .evaluate(&total_only)
+        };
+        assert!(matches!(cost(1.8), Judgement::Pass));
+        match cost(1.7) {
+            Judgement::Fail(reason) => assert!(
+                reason.contains("$1.7600")
+                    && reason.contains("not split into prompt and completion"),
+                "{reason}"
+            ),
+            _ => panic!("a total over the threshold fails"),
+        }
     }
 
     #[test]
