@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -48,6 +48,25 @@ fn eval_in(dir: &Path, args: &[&str]) -> Output {
         .env_remove("OPENAI_API_KEY")
         .output()
         .expect("agent runs")
+}
+
+/// `agent eval` in `dir` against the fake model at `server` (model `m`), from a blocking task
+/// so that the server keeps serving.
+async fn eval_against(dir: &Path, server: &MockServer, args: &[&str]) -> Output {
+    let dir = dir.to_owned();
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    args.extend([
+        "--model".into(),
+        "m".into(),
+        "--base-url".into(),
+        format!("{}/v1", server.uri()),
+    ]);
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        eval_in(&dir, &args)
+    })
+    .await
+    .expect("joins")
 }
 
 fn json_file(path: &Path) -> Value {
@@ -159,34 +178,27 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
         .respond_with(FollowsTheScaffold)
         .mount(&server)
         .await;
-    let base_url = format!("{}/v1", server.uri());
-    let live = |dir: PathBuf, report: &'static str| {
-        let base_url = base_url.clone();
-        tokio::task::spawn_blocking(move || {
-            eval_in(
-                &dir,
-                &[
-                    "release-plan",
-                    "--filter",
-                    "scaffold-echo",
-                    "--live",
-                    "--base-url",
-                    &base_url,
-                    "--model",
-                    "m",
-                    "--out",
-                    "live",
-                    "--report",
-                    report,
-                ],
-            )
-        })
+    let (root, model) = (dir.path(), &server);
+    let live = |report: &'static str| async move {
+        eval_against(
+            root,
+            model,
+            &[
+                "release-plan",
+                "--filter",
+                "scaffold-echo",
+                "--live",
+                "--out",
+                "live",
+                "--report",
+                report,
+            ],
+        )
+        .await
     };
 
     // The prompt as shipped: the model follows it and the case passes.
-    let before = live(dir.path().to_owned(), "before.xml")
-        .await
-        .expect("joins");
+    let before = live("before.xml").await;
     assert_eq!(before.status.code(), Some(0), "{}", stdout(&before));
 
     // Remove a section heading from the prompt's scaffold.
@@ -195,9 +207,7 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
     assert!(prompt.contains("## 5. Rollback & DR\n"));
     std::fs::write(&prompt_path, prompt.replace("## 5. Rollback & DR\n", "")).expect("break it");
 
-    let after = live(dir.path().to_owned(), "after.xml")
-        .await
-        .expect("joins");
+    let after = live("after.xml").await;
     assert_eq!(after.status.code(), Some(1));
     let xml = std::fs::read_to_string(dir.path().join("after.xml")).expect("junit");
     assert!(
@@ -294,29 +304,21 @@ async fn judged_case(model: AgentAndJudge) -> (Value, String) {
         .respond_with(model)
         .mount(&server)
         .await;
-    let base_url = format!("{}/v1", server.uri());
-    let root = dir.path().to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        eval_in(
-            &root,
-            &[
-                "release-manager",
-                "--filter",
-                "judged",
-                "--live",
-                "--base-url",
-                &base_url,
-                "--model",
-                "m",
-                "--out",
-                "live",
-                "--report",
-                "report.json",
-            ],
-        )
-    })
-    .await
-    .expect("joins");
+    let output = eval_against(
+        dir.path(),
+        &server,
+        &[
+            "release-manager",
+            "--filter",
+            "judged",
+            "--live",
+            "--out",
+            "live",
+            "--report",
+            "report.json",
+        ],
+    )
+    .await;
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     (json_file(&dir.path().join("report.json")), stdout(&output))
 }
@@ -648,27 +650,21 @@ async fn recording_part_of_a_dataset_keeps_the_other_rows_recordings() {
         ))
         .mount(&server)
         .await;
-    let base_url = format!("{}/v1", server.uri());
-    let record = |filter: &'static str, out: &'static str| {
-        let dir = dir.path().to_owned();
-        let base_url = base_url.clone();
-        tokio::task::spawn_blocking(move || {
-            eval_in(
-                &dir,
-                &[
-                    "release-manager",
-                    "--filter",
-                    filter,
-                    "--record",
-                    "--model",
-                    "m",
-                    "--base-url",
-                    &base_url,
-                    "--out",
-                    out,
-                ],
-            )
-        })
+    let (root, model) = (dir.path(), &server);
+    let record = |filter: &'static str, out: &'static str| async move {
+        eval_against(
+            root,
+            model,
+            &[
+                "release-manager",
+                "--filter",
+                filter,
+                "--record",
+                "--out",
+                out,
+            ],
+        )
+        .await
     };
     let exchanges = || {
         json_file(
@@ -680,10 +676,10 @@ async fn recording_part_of_a_dataset_keeps_the_other_rows_recordings() {
             .len()
     };
 
-    let all = record("rows", "all").await.expect("joins");
+    let all = record("rows", "all").await;
     assert_eq!(all.status.code(), Some(0), "{}", stdout(&all));
     assert_eq!(exchanges(), 6);
-    let one = record("rows#r3", "one").await.expect("joins");
+    let one = record("rows#r3", "one").await;
     assert_eq!(one.status.code(), Some(0), "{}", stdout(&one));
     assert_eq!(exchanges(), 6, "the five rows not run keep their exchanges");
 

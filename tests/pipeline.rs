@@ -19,10 +19,9 @@ fn json_file(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("json")
 }
 
-#[test]
-fn the_release_pipeline_runs_offline_with_every_step_valid() {
-    let out = tempfile::tempdir().expect("temp dir");
-    let output = common::agent()
+/// The shipped release pipeline on its recording, with `--json`, writing to `out`.
+fn replay_release(extra: &[&str], out: &Path) -> std::process::Output {
+    common::agent()
         .args([
             "pipeline",
             "run",
@@ -30,12 +29,19 @@ fn the_release_pipeline_runs_offline_with_every_step_valid() {
             "--replay",
             "pipelines/release.recording.json",
             "--json",
-            "--out",
         ])
-        .arg(out.path())
+        .args(extra)
+        .arg("--out")
+        .arg(out)
         .env_remove("AGENT_MODEL")
         .output()
-        .expect("runs");
+        .expect("runs")
+}
+
+#[test]
+fn the_release_pipeline_runs_offline_with_every_step_valid() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = replay_release(&[], out.path());
     assert_eq!(
         output.status.code(),
         Some(0),
@@ -545,22 +551,7 @@ async fn ctrl_c_marks_the_running_step_interrupted_and_leaves_the_rest_pending()
 #[test]
 fn a_stale_recording_is_a_usage_error_named_in_the_envelope() {
     let out = tempfile::tempdir().expect("temp dir");
-    let output = common::agent()
-        .args([
-            "pipeline",
-            "run",
-            "pipelines/release.yaml",
-            "--replay",
-            "pipelines/release.recording.json",
-            "--var",
-            "environment=staging",
-            "--json",
-            "--out",
-        ])
-        .arg(out.path())
-        .env_remove("AGENT_MODEL")
-        .output()
-        .expect("runs");
+    let output = replay_release(&["--var", "environment=staging"], out.path());
     assert_eq!(output.status.code(), Some(2));
     let envelope: Value = serde_json::from_slice(&output.stdout).expect("one JSON envelope");
     assert_eq!(envelope["outcome"], "input-error");
@@ -580,13 +571,7 @@ fn a_stale_recording_is_a_usage_error_named_in_the_envelope() {
 #[test]
 fn a_pipeline_input_a_step_does_not_allow_is_refused_before_any_step_runs() {
     let out = tempfile::tempdir().expect("temp dir");
-    let output = common::agent()
-        .args(["pipeline", "run", "pipelines/release.yaml", "--replay"])
-        .arg(common::root().join("pipelines/release.recording.json"))
-        .args(["--var", "environment=qa", "--json", "--out"])
-        .arg(out.path().join("run"))
-        .output()
-        .expect("runs");
+    let output = replay_release(&["--var", "environment=qa"], &out.path().join("run"));
     assert_eq!(output.status.code(), Some(2));
     assert!(
         output.stdout.is_empty(),

@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::model_args::{ModelArgs, RecordArgs};
+use super::model_args::{ModelArgs, RecordArgs, RunOptionArgs};
 use crate::error::Error;
 use crate::exit::Status;
 use crate::inputs::Limits;
 use crate::mcp::{AgentServer, McpError, ServedAgent};
 use crate::model::{ModelClient, OpenAiClient, Pacer, Recorder, Replayer};
 use crate::project::Project;
-use crate::runner::{ResponseFormat, RunOptions};
 
 /// `agent mcp`.
 #[derive(Debug, Args)]
@@ -24,15 +23,9 @@ pub struct McpArgs {
     /// Recording.
     #[command(flatten)]
     pub recording: RecordArgs,
-    /// Attempts in all per call: a reply that breaks the contract is re-asked with its violations.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub attempts: u32,
-    /// Stop a call before an attempt that would take it over this many tokens.
-    #[arg(long, value_name = "N")]
-    pub max_total_tokens: Option<u64>,
-    /// For JSON agents: ask the server to constrain the reply (`json-schema` sends the agent's schema).
-    #[arg(long, value_enum, default_value = "none")]
-    pub response_format: ResponseFormat,
+    /// Attempts, token budget, response format, for each call.
+    #[command(flatten)]
+    pub run: RunOptionArgs,
     /// The largest file one input may be read from, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000)]
     pub max_input_bytes: u64,
@@ -85,11 +78,7 @@ pub(crate) async fn run(project: &Project, args: &McpArgs) -> Result<Status, Err
         project.root.clone(),
         agents,
         client,
-        RunOptions {
-            attempts: args.attempts,
-            max_total_tokens: args.max_total_tokens,
-            response_format: args.response_format,
-        },
+        args.run.options(),
         Limits {
             max_file_bytes: args.max_input_bytes,
             ..Limits::default()

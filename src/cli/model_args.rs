@@ -95,3 +95,28 @@ pub struct RecordArgs {
     #[arg(long, value_name = "FILE", help_heading = "Recording")]
     pub replay: Option<PathBuf>,
 }
+
+/// How a run may proceed, for `agent run` and each `agent mcp` call.
+#[derive(Debug, Args, Clone)]
+pub struct RunOptionArgs {
+    /// Attempts in all: a reply that breaks the contract is re-asked with its violations.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempts: u32,
+    /// Stop before an attempt that would take the run over this many tokens.
+    #[arg(long, value_name = "N")]
+    pub max_total_tokens: Option<u64>,
+    /// For JSON agents: ask the server to constrain the reply (`json-schema` sends the agent's schema).
+    #[arg(long, value_enum, default_value = "none")]
+    pub response_format: crate::runner::ResponseFormat,
+}
+
+impl RunOptionArgs {
+    /// The runner's options.
+    pub fn options(&self) -> crate::runner::RunOptions {
+        crate::runner::RunOptions {
+            attempts: self.attempts,
+            max_total_tokens: self.max_total_tokens,
+            response_format: self.response_format,
+        }
+    }
+}

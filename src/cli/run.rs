@@ -10,13 +10,13 @@ use serde_json::json;
 
 use super::Interrupt;
 use super::args::InputArgs;
-use super::model_args::{ModelArgs, RecordArgs};
+use super::model_args::{ModelArgs, RecordArgs, RunOptionArgs};
 use crate::artifacts::RunFolder;
 use crate::error::Error;
 use crate::exit::Status;
 use crate::model::{ModelClient, OpenAiClient, Pacer, Recorder, Replayer};
 use crate::project::{Agent, Project};
-use crate::runner::{ResponseFormat, Run, RunError, RunOptions, RunOutcome, RunReport};
+use crate::runner::{Run, RunError, RunOutcome, RunReport};
 
 /// `agent run`.
 #[derive(Debug, Args)]
@@ -32,15 +32,9 @@ pub struct RunArgs {
     /// Recording.
     #[command(flatten)]
     pub recording: RecordArgs,
-    /// Attempts in all: a reply that breaks the contract is re-asked with its violations.
-    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-    pub attempts: u32,
-    /// Stop before an attempt that would take the run over this many tokens.
-    #[arg(long, value_name = "N")]
-    pub max_total_tokens: Option<u64>,
-    /// For JSON agents: ask the server to constrain the reply (`json-schema` sends the agent's schema).
-    #[arg(long, value_enum, default_value = "none")]
-    pub response_format: ResponseFormat,
+    /// Attempts, token budget, response format.
+    #[command(flatten)]
+    pub run: RunOptionArgs,
     /// One JSON envelope on stdout (outcome, deliverable, attempts, violations, usage, run folder).
     #[arg(long)]
     pub json: bool,
@@ -104,11 +98,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
-            options: RunOptions {
-                attempts: args.attempts,
-                max_total_tokens: args.max_total_tokens,
-                response_format: args.response_format,
-            },
+            options: args.run.options(),
             folder: Some(folder),
             cancel,
         },

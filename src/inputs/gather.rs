@@ -547,9 +547,7 @@ impl<'a> State<'a> {
                         });
                         continue;
                     }
-                    if !spec.allowed.is_empty()
-                        && !spec.allowed.iter().any(|a| a == bound.value.text.trim())
-                    {
+                    if !spec.allows(&bound.value.text) {
                         self.problems.push(InputProblem::NotAllowed {
                             input: spec.name.clone(),
                             value: bound.value.text,

@@ -263,8 +263,7 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
             }
             let Some(spec) = spec else { continue };
             if let (false, Some(Part::Literal(text))) = (joined, resolved.last())
-                && !spec.allowed.is_empty()
-                && !spec.allowed.iter().any(|allowed| allowed == text.trim())
+                && !spec.allows(text)
             {
                 problems.add(
                     &at,

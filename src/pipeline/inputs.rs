@@ -58,7 +58,7 @@ fn values_not_allowed(plan: &Plan, values: &BTreeMap<String, String>) -> Vec<Str
             let Some(value) = values.get(input) else {
                 continue;
             };
-            if !spec.allowed.is_empty() && !spec.allowed.iter().any(|a| a == value.trim()) {
+            if !spec.allows(value) {
                 problems.push(format!(
                     "`{input}` is `{value}`, but step `{}` takes it as `{name}`, which allows only {}",
                     step.name,

@@ -59,6 +59,12 @@ impl InputSpec {
         }
     }
 
+    /// Does this input accept `value`? Any value, unless it lists the allowed ones; surrounding
+    /// whitespace does not count.
+    pub fn allows(&self, value: &str) -> bool {
+        self.allowed.is_empty() || self.allowed.iter().any(|a| a == value.trim())
+    }
+
     /// Does `key` (a file stem, a variables-file key, a `--var` name) name this input?
     /// Case and the choice of `-` or `_` do not matter: `technical-specification.md`
     /// binds `TECHNICAL_SPECIFICATION`.
