@@ -72,6 +72,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Stdout could not take the whole output: a full disk, a closed pipe.
+    #[error("cannot write the output to stdout ({bytes} bytes): {reason}")]
+    #[diagnostic(code(agent::stdout))]
+    Stdout {
+        /// The size of the output.
+        bytes: usize,
+        /// Why, in words (`the reader closed the pipe`, `no space left on device`).
+        reason: String,
+        /// That stdout holds no complete result, and where the result can still be found.
+        #[help]
+        hint: String,
+    },
     /// Flags that do not fit together.
     #[error("{message}")]
     #[diagnostic(code(agent::usage))]
@@ -95,6 +107,8 @@ impl Error {
                     Status::Model
                 }
             }
+            Error::Run(RunError::Artifacts { .. }) | Error::Stdout { .. } => Status::Output,
+            Error::Io { action, .. } if *action != "read" => Status::Output,
             Error::Run(_)
             | Error::Settings(_)
             | Error::Eval(_)

@@ -14,7 +14,10 @@ pub enum Status {
     Model,
     /// The agent declined with a valid `insufficient_context` reply.
     Declined,
-    /// Stopped by Ctrl-C before the run finished.
+    /// The result could not be written: stdout refused it (a full disk, a closed pipe) or a
+    /// run folder, report or recording could not be written.
+    Output,
+    /// Stopped by Ctrl-C or SIGTERM before the run finished.
     Interrupted,
 }
 
@@ -27,6 +30,7 @@ impl Status {
             Status::Usage => 2,
             Status::Model => 3,
             Status::Declined => 4,
+            Status::Output => 5,
             Status::Interrupted => 130,
         }
     }

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
             let code = error.exit_code();
             // The report may quote a server's message; never let it carry the key.
             let report = format!("{:?}", miette::Report::new(error));
+            // A quoted source line can be a whole minified file: keep each line readable.
+            let report = agent::text::clip_lines(&report, 400);
             eprintln!("{}", agent::logging::scrub(&report));
             ExitCode::from(code.code())
         }

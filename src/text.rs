@@ -116,7 +116,8 @@ pub fn clip(text: &str, max: usize) -> String {
 /// so a hostile reply cannot forge lines of our report.
 pub fn quote(text: &str, max: usize) -> String {
     let mut escaped = String::with_capacity(text.len().min(max * 2));
-    for ch in text.chars() {
+    // Only what can be shown is escaped: a 50 MB body costs no more than a short one.
+    for ch in text.chars().take(max.saturating_add(1)) {
         match ch {
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
@@ -126,6 +127,30 @@ pub fn quote(text: &str, max: usize) -> String {
         }
     }
     clip(&escaped, max)
+}
+
+/// `text` with every line longer than `max` characters cut and marked, so that a report
+/// quoting a file with a huge line (a minified document, a hostile input) stays readable.
+pub fn clip_lines(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.lines().all(|line| line.len() <= max) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len().min(64 * 1024));
+    for line in text.split_inclusive('\n') {
+        let (body, end) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        let count = body.chars().count();
+        if count > max {
+            out.extend(body.chars().take(max));
+            out.push_str(&format!("… [{} more characters]", count - max));
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(end);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The edit distance between two short strings, for "did you mean" hints.
@@ -170,6 +195,17 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_lines_are_cut_and_marked_and_short_ones_kept() {
+        let text = format!("short\n{}\nend", "x".repeat(1000));
+        let clipped = super::clip_lines(&text, 10);
+        assert_eq!(clipped, "short\nxxxxxxxxxx… [990 more characters]\nend");
+        assert!(matches!(
+            super::clip_lines("a\nb", 10),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
     use super::*;
 
     #[test]

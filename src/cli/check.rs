@@ -1,7 +1,6 @@
 //! `agent check`: split a reply, judge its deliverable, report.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use super::args::CheckArgs;
 use crate::contract::{Verdict, judge};
@@ -34,8 +33,7 @@ pub(crate) fn run(project: &Project, args: &CheckArgs) -> Result<Status, Error> 
     } else {
         report(&agent.prompt.name, &extracted, &verdict)
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
+    super::output::print(text.as_bytes(), None)?;
     Ok(verdict.outcome.status())
 }
 

@@ -1,6 +1,6 @@
 //! `agent config`: the resolved model settings, the key redacted.
 
-use std::io::Write as _;
+use std::fmt::Write as _;
 
 use clap::Args;
 
@@ -28,9 +28,10 @@ pub(crate) fn run(project: &Project, args: &ConfigArgs) -> Result<Status, Error>
     let settings = args.model.settings(project, &defaults, None)?;
     let rows = settings.describe();
     let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
     for (name, value) in rows {
-        let _ = writeln!(out, "{name:width$}  {value}");
+        let _ = writeln!(text, "{name:width$}  {value}");
     }
+    super::output::print(text.as_bytes(), None)?;
     Ok(Status::Ok)
 }

@@ -1,7 +1,6 @@
 //! `agent eval` and `agent eval merge`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -126,9 +125,7 @@ fn merge_reports(args: &MergeArgs) -> Result<Status, Error> {
     for path in &args.outputs {
         merged.write(path)?;
     }
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(merged.table().as_bytes());
+    super::output::print(merged.table().as_bytes(), None)?;
     Ok(if merged.passed() {
         Status::Ok
     } else {
@@ -426,9 +423,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     for path in &args.reports {
         report.write(path)?;
     }
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(report.table().as_bytes());
+    super::output::print(report.table().as_bytes(), Some(&folder))?;
     if !quiet {
         eprintln!("eval folder: {}", folder.display());
     }

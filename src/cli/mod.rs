@@ -7,6 +7,7 @@ mod eval;
 mod list;
 mod mcp;
 mod model_args;
+mod output;
 mod pipeline;
 mod render;
 mod run;

@@ -1,7 +1,7 @@
 //! `agent pipeline run` and `agent pipeline check`.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -76,7 +76,7 @@ pub struct PipelineRunArgs {
 
 pub(crate) fn check_only(project: &Project, args: &PipelineCheckArgs) -> Result<Status, Error> {
     let plan = check(project, &args.file)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "{}: {} steps, output `{}`",
@@ -108,6 +108,7 @@ pub(crate) fn check_only(project: &Project, args: &PipelineCheckArgs) -> Result<
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+    super::output::print(out.as_bytes(), None)?;
     Ok(Status::Ok)
 }
 
@@ -209,7 +210,6 @@ pub(crate) async fn run(
         eprintln!("  run folder: {}", folder_path.display());
     }
     let output_step = &report.steps[plan.output];
-    let mut out = std::io::stdout().lock();
     if args.json {
         let output = result
             .output_json
@@ -224,16 +224,12 @@ pub(crate) async fn run(
             "partial": report.partial,
             "run_folder": folder_path,
         });
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&envelope).unwrap_or_default()
-        );
+        super::output::print_line(
+            &serde_json::to_string_pretty(&envelope).unwrap_or_default(),
+            Some(&folder_path),
+        )?;
     } else if let Some(output) = result.output.filter(|_| output_step.status.completed()) {
-        let _ = out.write_all(output.as_bytes());
-        if !output.ends_with('\n') {
-            let _ = out.write_all(b"\n");
-        }
+        super::output::print_line(&output, Some(&folder_path))?;
     }
     Ok(report.status())
 }

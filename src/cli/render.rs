@@ -1,7 +1,5 @@
 //! `agent render`: gather inputs, render, print the prompt. No model is called.
 
-use std::io::Write as _;
-
 use super::args::RenderArgs;
 use crate::error::Error;
 use crate::exit::Status;
@@ -18,13 +16,6 @@ pub(crate) fn run(project: &Project, args: &RenderArgs) -> Result<Status, Error>
     for report in &rendered.guarded {
         tracing::warn!("{report}");
     }
-    let mut out = std::io::stdout().lock();
-    out.write_all(rendered.text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|source| Error::Io {
-            action: "write",
-            path: "<stdout>".into(),
-            source,
-        })?;
+    super::output::print(rendered.text.as_bytes(), None)?;
     Ok(Status::Ok)
 }

@@ -1,7 +1,6 @@
 //! `agent run`: gather, render, call the model, judge, re-ask; deliverable to stdout.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use serde_json::json;
 use super::Interrupt;
 use super::args::InputArgs;
 use super::model_args::{ModelArgs, RecordArgs, RunOptionArgs};
+use super::output;
 use crate::artifacts::RunFolder;
 use crate::error::Error;
 use crate::exit::Status;
@@ -112,7 +112,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             if !quiet {
                 eprint!("{}", summary(&agent, &report));
             }
-            print_stdout(&report, args.json);
+            print_stdout(&report, args.json)?;
             Ok(report.outcome.status())
         }
         Err(RunError::Model { error, report }) => {
@@ -120,7 +120,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
                 eprint!("{}", summary(&agent, &report));
             }
             if args.json {
-                print_stdout(&report, true);
+                print_stdout(&report, true)?;
             }
             Err(Error::Run(RunError::Model { error, report }))
         }
@@ -136,9 +136,10 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
 }
 
 /// The deliverable alone, or the envelope. Nothing at all for a violated or stopped run
-/// without `--json`, so no partial output is ever mistaken for a result.
-fn print_stdout(report: &RunReport, as_json: bool) {
-    let mut out = std::io::stdout().lock();
+/// without `--json`, so no partial output is ever mistaken for a result; and stdout that cannot
+/// take it all is an error, not success.
+fn print_stdout(report: &RunReport, as_json: bool) -> Result<(), Error> {
+    let folder = report.folder.as_deref();
     if as_json {
         // The runner parsed a JSON deliverable when it judged it.
         let deliverable = report
@@ -159,18 +160,15 @@ fn print_stdout(report: &RunReport, as_json: bool) {
             "error": report.error,
             "run_folder": report.folder,
         });
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&envelope).unwrap_or_default()
-        );
+        output::print_line(
+            &serde_json::to_string_pretty(&envelope).unwrap_or_default(),
+            folder,
+        )
     } else if let Some(deliverable) = &report.deliverable {
-        let _ = out.write_all(deliverable.as_bytes());
-        if !deliverable.ends_with('\n') {
-            let _ = out.write_all(b"\n");
-        }
+        output::print_line(deliverable, folder)
+    } else {
+        Ok(())
     }
-    let _ = out.flush();
 }
 
 /// The report for people, on stderr: outcome, each attempt, the run folder.

@@ -1,7 +1,6 @@
 //! `agent show`: what an agent takes and what it must deliver.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use super::args::ShowArgs;
 use crate::error::Error;
@@ -33,7 +32,7 @@ pub(crate) fn run(project: &Project, args: &ShowArgs) -> Result<Status, Error> {
     } else {
         describe(project, &agent)
     };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    super::output::print(text.as_bytes(), None)?;
     Ok(Status::Ok)
 }
 

@@ -1,0 +1,48 @@
+//! Stdout, where data goes: written whole or reported as failed, never silently cut.
+//!
+//! A full disk or a reader that closed the pipe (`| head -1`) must not pass for a complete
+//! deliverable, so every command that prints data goes through [`print`], and a failure ends
+//! the process with its own exit code (5) instead of success.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::error::Error;
+
+/// Write `text` to stdout and flush it. `folder` is where the same result is kept, if
+/// anywhere, for the hint.
+pub(crate) fn print(text: &[u8], folder: Option<&Path>) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text)
+        .and_then(|()| out.flush())
+        .map_err(|error| failed(text.len(), &error, folder))
+}
+
+/// `text` and a final line break if it lacks one.
+pub(crate) fn print_line(text: &str, folder: Option<&Path>) -> Result<(), Error> {
+    if text.ends_with('\n') {
+        print(text.as_bytes(), folder)
+    } else {
+        let mut line = String::with_capacity(text.len() + 1);
+        line.push_str(text);
+        line.push('\n');
+        print(line.as_bytes(), folder)
+    }
+}
+
+fn failed(bytes: usize, error: &std::io::Error, folder: Option<&Path>) -> Error {
+    let reason = match error.kind() {
+        std::io::ErrorKind::BrokenPipe => "the reader closed the pipe".to_owned(),
+        std::io::ErrorKind::StorageFull => "no space left on the device".to_owned(),
+        _ => error.to_string(),
+    };
+    let kept = match folder {
+        Some(folder) => format!("the result is kept in `{}`", folder.display()),
+        None => "run it again with stdout going somewhere that takes it all".to_owned(),
+    };
+    Error::Stdout {
+        bytes,
+        reason,
+        hint: format!("what reached stdout is not a complete result; {kept}"),
+    }
+}
