@@ -56,8 +56,8 @@ async fn timed_runs(
             fastrand::u32(..)
         ));
         let folder = match folder {
-            Folder::Synced => Some(RunFolder::at(&dir).expect("folder")),
-            Folder::Unsynced => Some(RunFolder::at(&dir).expect("folder").without_sync()),
+            Folder::Synced => Some(RunFolder::claim(&dir).expect("folder")),
+            Folder::Unsynced => Some(RunFolder::claim(&dir).expect("folder").without_sync()),
             Folder::None => None,
         };
         let started = Instant::now();

@@ -60,6 +60,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Mcp(#[from] crate::mcp::McpError),
+    /// A run, eval or pipeline folder that cannot be used.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Folder(#[from] crate::artifacts::FolderError),
     /// A file the command needs cannot be read or written.
     #[error("cannot {action} `{}`", path.display())]
     #[diagnostic(code(agent::io))]
@@ -109,6 +113,13 @@ impl Error {
             }
             Error::Run(RunError::Artifacts { .. }) | Error::Stdout { .. } => Status::Output,
             Error::Io { action, .. } if *action != "read" => Status::Output,
+            Error::Folder(error) | Error::Eval(crate::eval::EvalError::Folder(error))
+                if error.is_io() =>
+            {
+                Status::Output
+            }
+            Error::Eval(crate::eval::EvalError::Write { .. })
+            | Error::Pipeline(crate::pipeline::PipelineError::Write { .. }) => Status::Output,
             Error::Run(_)
             | Error::Settings(_)
             | Error::Eval(_)
@@ -120,7 +131,34 @@ impl Error {
             | Error::Inputs(_)
             | Error::Render(_)
             | Error::Io { .. }
+            | Error::Folder(_)
             | Error::Usage { .. } => Status::Usage,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_after_the_run_is_an_output_failure_not_usage() {
+        let full = || std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let artifacts = Error::Run(RunError::Artifacts {
+            path: "run/deliverable.json".into(),
+            source: full(),
+        });
+        assert_eq!(artifacts.exit_code(), Status::Output);
+        let report = Error::Eval(crate::eval::EvalError::Write {
+            path: "report.xml".into(),
+            source: full(),
+        });
+        assert_eq!(report.exit_code(), Status::Output);
+        let unreadable = Error::Io {
+            action: "read",
+            path: "vars.yaml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(unreadable.exit_code(), Status::Usage);
     }
 }

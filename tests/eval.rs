@@ -179,7 +179,7 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
         .mount(&server)
         .await;
     let (root, model) = (dir.path(), &server);
-    let live = |report: &'static str| async move {
+    let live = |out: &'static str, report: &'static str| async move {
         eval_against(
             root,
             model,
@@ -189,7 +189,7 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
                 "scaffold-echo",
                 "--live",
                 "--out",
-                "live",
+                out,
                 "--report",
                 report,
             ],
@@ -198,7 +198,7 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
     };
 
     // The prompt as shipped: the model follows it and the case passes.
-    let before = live("before.xml").await;
+    let before = live("live-before", "before.xml").await;
     assert_eq!(before.status.code(), Some(0), "{}", stdout(&before));
 
     // Remove a section heading from the prompt's scaffold.
@@ -207,7 +207,7 @@ async fn a_broken_prompt_fails_the_matching_cases_and_junit_names_them() {
     assert!(prompt.contains("## 5. Rollback & DR\n"));
     std::fs::write(&prompt_path, prompt.replace("## 5. Rollback & DR\n", "")).expect("break it");
 
-    let after = live("after.xml").await;
+    let after = live("live-after", "after.xml").await;
     assert_eq!(after.status.code(), Some(1));
     let xml = std::fs::read_to_string(dir.path().join("after.xml")).expect("junit");
     assert!(

@@ -9,11 +9,10 @@ use clap::{Args, Subcommand};
 
 use super::Interrupt;
 use super::model_args::ModelArgs;
-use crate::artifacts::RunFolder;
 use crate::error::Error;
 use crate::eval::{
-    EvalContext, EvalError, EvalOptions, EvalReport, Mode, RunResult, Shard, discover, merge,
-    run_eval,
+    EvalContext, EvalError, EvalFolder, EvalOptions, EvalReport, Mode, ModelSetup, ReportFormat,
+    Selection, Shard, merge, run_eval, select,
 };
 use crate::exit::Status;
 use crate::model::{OpenAiClient, Pacer};
@@ -113,6 +112,9 @@ pub(crate) async fn run(project: &Project, args: &EvalArgs, quiet: bool) -> Resu
 }
 
 fn merge_reports(args: &MergeArgs) -> Result<Status, Error> {
+    for path in &args.outputs {
+        ReportFormat::check_destination(path)?;
+    }
     let reports = args
         .reports
         .iter()
@@ -133,170 +135,58 @@ fn merge_reports(args: &MergeArgs) -> Result<Status, Error> {
     })
 }
 
-/// What an eval runs: saved in its folder, so that `--resume` finishes the same eval.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Selection {
-    agents: Vec<String>,
-    filter: Vec<String>,
-    shard: Option<String>,
-    repeat: u32,
-    min_pass_rate: f64,
-    mode: String,
-}
-
-const SELECTION_FILE: &str = "selection.json";
-
-impl Selection {
-    fn of(args: &EvalRunArgs) -> Selection {
+impl EvalRunArgs {
+    /// What these flags select (the model side is resolved later).
+    fn selection(&self) -> Selection {
         Selection {
-            agents: args.agents.clone(),
-            filter: args.filter.clone(),
-            shard: args.shard.map(|s| s.to_string()),
-            repeat: args.repeat,
-            min_pass_rate: args.min_pass_rate,
-            mode: if args.live {
-                "live"
-            } else if args.record {
-                "record"
-            } else {
-                "replay"
-            }
-            .into(),
+            agents: self.agents.clone(),
+            filter: self.filter.clone(),
+            shard: self.shard.map(|s| s.to_string()),
+            repeat: self.repeat,
+            min_pass_rate: self.min_pass_rate,
+            mode: self.mode().name().into(),
+            artifacts: self.artifacts,
+            models: std::collections::BTreeMap::new(),
         }
     }
-}
 
-/// `args` with the selection of the eval in `dir`, which a resume continues. A flag given
-/// now must agree with it; one left out takes its value.
-fn resumed(args: &EvalRunArgs, dir: &std::path::Path) -> Result<EvalRunArgs, Error> {
-    let path = dir.join(SELECTION_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        tracing::warn!(
-            "`{}` is missing; resuming with the flags given now",
-            path.display()
-        );
-        return Ok(args.clone());
-    };
-    let saved: Selection = serde_json::from_str(&text).map_err(|e| Error::Usage {
-        message: format!("`{}`: {e}", path.display()),
-        hint: None,
-    })?;
-    let given = Selection::of(args);
-    let default = Selection {
-        agents: Vec::new(),
-        filter: Vec::new(),
-        shard: None,
-        repeat: 1,
-        min_pass_rate: 1.0,
-        mode: "replay".into(),
-    };
-    let mut conflicts = Vec::new();
-    let mut check = |name: &str, given: String, saved: String, default: String| {
-        if given != default && given != saved {
-            conflicts.push(format!("{name}: started with {saved}, now {given}"));
+    fn mode(&self) -> Mode {
+        match (self.live, self.record) {
+            (true, _) => Mode::Live,
+            (_, true) => Mode::Record,
+            _ => Mode::Replay,
         }
-    };
-    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
-    check(
-        "agents",
-        given.agents.join(" "),
-        saved.agents.join(" "),
-        String::new(),
-    );
-    check(
-        "--filter",
-        given.filter.join(", "),
-        saved.filter.join(", "),
-        String::new(),
-    );
-    check(
-        "--shard",
-        shown(&given.shard),
-        shown(&saved.shard),
-        shown(&default.shard),
-    );
-    check(
-        "--repeat",
-        given.repeat.to_string(),
-        saved.repeat.to_string(),
-        "1".into(),
-    );
-    check(
-        "--min-pass-rate",
-        given.min_pass_rate.to_string(),
-        saved.min_pass_rate.to_string(),
-        "1".into(),
-    );
-    check(
-        "mode",
-        given.mode.clone(),
-        saved.mode.clone(),
-        default.mode.clone(),
-    );
-    if !conflicts.is_empty() {
-        return Err(Error::Usage {
-            message: format!(
-                "--resume continues the eval as it was started, and the flags differ:\n  {}",
-                conflicts.join("\n  ")
-            ),
-            hint: Some("give the same flags, or leave them out".into()),
-        });
     }
-    let mut args = args.clone();
-    args.agents = saved.agents;
-    args.filter = saved.filter;
-    args.shard = match saved.shard.as_deref().map(str::parse::<Shard>) {
-        Some(Ok(shard)) => Some(shard),
-        Some(Err(e)) => {
-            return Err(Error::Usage {
-                message: format!("`{}`: {e}", path.display()),
-                hint: None,
-            });
-        }
-        None => None,
-    };
-    args.repeat = saved.repeat;
-    args.min_pass_rate = saved.min_pass_rate;
-    args.live = saved.mode == "live";
-    args.record = saved.mode == "record";
-    args.replay = false;
-    Ok(args)
 }
 
 async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<Status, Error> {
-    let resumed_args;
-    let args = match &args.resume {
-        Some(dir) => {
-            resumed_args = resumed(args, dir)?;
-            &resumed_args
-        }
-        None => args,
-    };
     let started = Instant::now();
-    let mode = match (args.live, args.record) {
-        (true, _) => Mode::Live,
-        (_, true) => Mode::Record,
-        _ => Mode::Replay,
+    // Every report can be written and the baseline read before a request is spent.
+    for path in &args.reports {
+        ReportFormat::check_destination(path)?;
+    }
+    let baseline = args.baseline.as_deref().map(EvalReport::load).transpose()?;
+    // A resume is locked before anything is read from it: two resumes never both run.
+    let resumed = args.resume.as_deref().map(EvalFolder::resume).transpose()?;
+    let mut selection = match &resumed {
+        Some(folder) => folder.continued(&args.selection())?,
+        None => args.selection(),
     };
-    let mut cases = discover(project, &args.agents)?;
-    let mut cases_per_recording: HashMap<PathBuf, usize> = HashMap::new();
-    for case in &cases {
-        *cases_per_recording
-            .entry(case.recording.clone())
-            .or_default() += 1;
-    }
-    if !args.filter.is_empty() {
-        cases.retain(|case| args.filter.iter().any(|f| case.matches(f)));
-    }
-    if let Some(shard) = args.shard {
-        cases = shard.select(cases);
-    }
-    if cases.is_empty() {
-        return Err(EvalError::NoCases {
-            what: describe_selection(args),
-        }
-        .into());
-    }
+    let mode: Mode = selection.mode.parse().map_err(|message| Error::Usage {
+        message,
+        hint: None,
+    })?;
+    let shard = selection
+        .shard
+        .as_deref()
+        .map(str::parse::<Shard>)
+        .transpose()
+        .map_err(|message| Error::Usage {
+            message,
+            hint: None,
+        })?;
+    let selected = select(project, &selection.agents, &selection.filter, shard)?;
+    let cases = &selected.cases;
     let mut settings = HashMap::new();
     let mut live = None;
     if mode != Mode::Replay {
@@ -309,10 +199,11 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         };
         for name in agents {
             let agent = project.load(name)?;
-            settings.insert(
-                name.to_owned(),
-                args.model.settings(project, &agent.prompt.defaults, None)?,
-            );
+            let resolved = args.model.settings(project, &agent.prompt.defaults, None)?;
+            selection
+                .models
+                .insert(name.to_owned(), ModelSetup::of(&resolved)?);
+            settings.insert(name.to_owned(), resolved);
         }
         let first = settings.values().next().ok_or(EvalError::NoCases {
             what: "any agent".into(),
@@ -323,32 +214,17 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
             Arc::new(Pacer::new()),
         )?));
     }
-    let (folder, previous) = match &args.resume {
-        Some(dir) => (dir.clone(), read_results(&dir.join("results.jsonl"))?),
-        None => {
-            let folder = match &args.out {
-                Some(dir) => RunFolder::at(dir),
-                None => RunFolder::create_in(&project.root.join(".agent").join("evals"), "eval"),
-            }
-            .map_err(|source| Error::Io {
-                action: "create",
-                path: args
-                    .out
-                    .clone()
-                    .unwrap_or_else(|| project.root.join(".agent/evals")),
-                source,
-            })?;
-            let selection = serde_json::to_vec_pretty(&Selection::of(args)).unwrap_or_default();
+    let folder = match resumed {
+        Some(folder) => {
+            folder.check_models(&selection.models)?;
             folder
-                .write(SELECTION_FILE, &selection)
-                .map_err(|source| Error::Io {
-                    action: "write",
-                    path: folder.path().join(SELECTION_FILE),
-                    source,
-                })?;
-            (folder.path().to_owned(), Vec::new())
         }
+        None => match &args.out {
+            Some(dir) => EvalFolder::create(dir, &selection)?,
+            None => EvalFolder::create_in(&project.root.join(".agent").join("evals"), &selection)?,
+        },
     };
+    let previous = folder.finished_results()?;
     let done: BTreeSet<(String, u32)> = previous
         .iter()
         .map(|r| (r.case.clone(), r.repeat))
@@ -374,58 +250,38 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         cancel: cancel.clone(),
         progress: progress.clone(),
     };
-    let mut selected_per_recording: HashMap<PathBuf, usize> = HashMap::new();
-    for case in cases
-        .iter()
-        .filter(|case| !done.iter().any(|(id, _)| *id == case.id()))
-    {
-        *selected_per_recording
-            .entry(case.recording.clone())
-            .or_default() += 1;
-    }
-    let whole_recordings = selected_per_recording
-        .into_iter()
-        .filter(|(path, count)| cases_per_recording.get(path) == Some(count))
-        .map(|(path, _)| path)
-        .collect();
     let options = EvalOptions {
         mode,
         concurrency: args.concurrency,
-        repeat: args.repeat,
-        artifacts: args.artifacts.then(|| folder.join("runs")),
+        repeat: selection.repeat,
+        artifacts: selection.artifacts.then(|| folder.path().join("runs")),
         judge_model: args.judge_model.clone(),
-        whole_recordings,
+        whole_recordings: selected.whole_recordings(&done),
+        recordings_staged_in: folder.path().join("recordings"),
     };
-    let fresh = run_eval(
-        &context,
-        &cases,
-        &options,
-        &folder.join("results.jsonl"),
-        &done,
-    )
-    .await?;
+    let fresh = run_eval(&context, cases, &options, &folder, &done).await?;
     progress.finish_and_clear();
     let mut results = previous;
     results.extend(fresh);
     let mut report = EvalReport::build(
-        &cases,
+        cases,
         &results,
         mode.name(),
-        args.min_pass_rate,
-        args.repeat,
+        selection.min_pass_rate,
+        selection.repeat,
     );
-    report.shard = args.shard.map(|s| s.to_string());
+    report.shard = selection.shard.clone();
     report.elapsed_ms = started.elapsed().as_millis() as u64;
-    if let Some(baseline) = &args.baseline {
-        report.compare(&EvalReport::load(baseline)?);
+    if let Some(baseline) = &baseline {
+        report.compare(baseline);
     }
-    report.write(&folder.join("report.json"))?;
+    report.write(&folder.path().join("report.json"))?;
     for path in &args.reports {
         report.write(path)?;
     }
-    super::output::print(report.table().as_bytes(), Some(&folder))?;
+    super::output::print(report.table().as_bytes(), Some(folder.path()))?;
     if !quiet {
-        eprintln!("eval folder: {}", folder.display());
+        eprintln!("eval folder: {}", folder.path().display());
     }
     Ok(if cancel.is_cancelled() {
         Status::Interrupted
@@ -434,53 +290,4 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     } else {
         Status::Violated
     })
-}
-
-fn describe_selection(args: &EvalRunArgs) -> String {
-    let mut parts = Vec::new();
-    if !args.agents.is_empty() {
-        parts.push(format!("agents {}", args.agents.join(", ")));
-    }
-    if !args.filter.is_empty() {
-        parts.push(format!("filters {}", args.filter.join(", ")));
-    }
-    if let Some(shard) = args.shard {
-        parts.push(format!("shard {shard}"));
-    }
-    if parts.is_empty() {
-        "the project (no fixtures/<agent>/<case>/case.yaml found)".into()
-    } else {
-        parts.join(" and ")
-    }
-}
-
-/// Results of an earlier, interrupted eval. A torn last line (killed mid-write) is dropped,
-/// and cut from the file so that the results appended next start on a line of their own:
-/// its case runs again.
-fn read_results(path: &std::path::Path) -> Result<Vec<RunResult>, Error> {
-    let io = |source| Error::Io {
-        action: "read",
-        path: path.to_owned(),
-        source,
-    };
-    let text = std::fs::read_to_string(path).map_err(io)?;
-    if !text.is_empty() && !text.ends_with('\n') {
-        let complete = text.rfind('\n').map_or(0, |end| end + 1);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|file| file.set_len(complete as u64))
-            .map_err(io)?;
-    }
-    let mut results = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match serde_json::from_str(line) {
-            Ok(result) => results.push(result),
-            Err(error) => tracing::warn!(
-                "{}: dropping an unreadable result line ({error})",
-                path.display()
-            ),
-        }
-    }
-    Ok(results)
 }

@@ -25,19 +25,21 @@ use crate::error::Error;
 use crate::exit::Status;
 use crate::project::Project;
 
-/// A cancellation token that the first Ctrl-C cancels, while this value lives.
+/// A cancellation token that the first Ctrl-C or SIGTERM cancels, while this value lives: a
+/// job system stopping `agent` (CI cancelling a job, Kubernetes ending a pod) gets the same
+/// partial report and interrupted records as a person pressing Ctrl-C.
 pub(crate) struct Interrupt {
     token: tokio_util::sync::CancellationToken,
     watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Interrupt {
-    /// Start watching for Ctrl-C.
+    /// Start watching for Ctrl-C and SIGTERM.
     pub(crate) fn watch() -> Interrupt {
         let token = tokio_util::sync::CancellationToken::new();
         let on_interrupt = token.clone();
         let watcher = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if stop_requested().await {
                 on_interrupt.cancel();
             }
         });
@@ -48,6 +50,24 @@ impl Interrupt {
     pub(crate) fn token(&self) -> tokio_util::sync::CancellationToken {
         self.token.clone()
     }
+}
+
+/// Wait for Ctrl-C or SIGTERM; false if neither can be watched.
+#[cfg(unix)]
+async fn stop_requested() -> bool {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        return tokio::signal::ctrl_c().await.is_ok();
+    };
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.is_ok(),
+        received = terminate.recv() => received.is_some(),
+    }
+}
+
+#[cfg(not(unix))]
+async fn stop_requested() -> bool {
+    tokio::signal::ctrl_c().await.is_ok()
 }
 
 impl Drop for Interrupt {

@@ -161,6 +161,8 @@ pub(crate) async fn run(
     };
     let (folder, resume) = match &args.resume {
         Some(dir) => {
+            // Locked before it is read: two resumes of one run must not both run its steps.
+            let lock = crate::artifacts::FolderLock::acquire(dir)?;
             let record = dir.join("pipeline.json");
             let text = std::fs::read_to_string(&record).map_err(|e| PipelineError::Folder {
                 path: record.clone(),
@@ -171,27 +173,19 @@ pub(crate) async fn run(
                     path: record.clone(),
                     message: format!("not a pipeline run record: {e}"),
                 })?;
-            (RunFolder::at(dir), Some(previous))
+            (RunFolder::locked(dir, lock), Some(previous))
         }
         None => (
             match &args.out {
-                Some(dir) => RunFolder::at(dir),
-                None => {
-                    RunFolder::create_in(&project.root.join(".agent").join("pipelines"), &plan.name)
-                }
+                Some(dir) => RunFolder::claim(dir)?,
+                None => RunFolder::create_in(
+                    &project.root.join(".agent").join("pipelines"),
+                    &plan.name,
+                )?,
             },
             None,
         ),
     };
-    let folder = folder.map_err(|source| Error::Io {
-        action: "create",
-        path: args
-            .out
-            .clone()
-            .or_else(|| args.resume.clone())
-            .unwrap_or_else(|| project.root.join(".agent/pipelines")),
-        source,
-    })?;
     let folder_path = folder.path().to_owned();
     let interrupt = Interrupt::watch();
     let cancel = interrupt.token();

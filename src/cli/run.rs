@@ -71,20 +71,12 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
     };
     let folder_is_new = args.out.as_ref().is_none_or(|dir| !dir.exists());
     let folder = match &args.out {
-        Some(dir) => RunFolder::at(dir),
+        Some(dir) => RunFolder::claim(dir)?,
         None => RunFolder::create_in(
             &project.root.join(".agent").join("runs"),
             &agent.prompt.name,
-        ),
-    }
-    .map_err(|source| Error::Io {
-        action: "create",
-        path: args
-            .out
-            .clone()
-            .unwrap_or_else(|| project.root.join(".agent/runs")),
-        source,
-    })?;
+        )?,
+    };
     let folder_path = folder.path().to_owned();
     let interrupt = Interrupt::watch();
     let cancel = interrupt.token();
@@ -127,6 +119,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
         Err(other) => {
             // Refused before anything was written (options that do not fit the agent, a
             // template that does not render): leave no empty run folder behind.
+            let _ = std::fs::remove_file(folder_path.join(crate::artifacts::LOCK_FILE));
             if folder_is_new {
                 let _ = std::fs::remove_dir(&folder_path);
             }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::assertion::{AssertionSpec, Check};
+use super::engine::Shard;
 use super::error::EvalError;
 use crate::inputs::Sources;
 use crate::project::Project;
@@ -171,6 +172,82 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
     Ok(cases)
 }
 
+/// The cases an eval runs, in stable order, and how many cases each recording file serves
+/// in all (to know which recordings a `--record` refreshes whole).
+pub struct Selected {
+    /// The cases.
+    pub cases: Vec<Case>,
+    cases_per_recording: std::collections::HashMap<PathBuf, usize>,
+}
+
+impl Selected {
+    /// The recordings every one of whose cases runs now (none of them in `done`): with
+    /// `--record` they start empty; any other keeps the exchanges of the cases not run.
+    pub fn whole_recordings(
+        &self,
+        done: &std::collections::BTreeSet<(String, u32)>,
+    ) -> std::collections::HashSet<PathBuf> {
+        let finished: std::collections::HashSet<&str> =
+            done.iter().map(|(id, _)| id.as_str()).collect();
+        let mut running: std::collections::HashMap<&Path, usize> = std::collections::HashMap::new();
+        for case in &self.cases {
+            if !finished.contains(case.id().as_str()) {
+                *running.entry(case.recording.as_path()).or_default() += 1;
+            }
+        }
+        running
+            .into_iter()
+            .filter(|(path, count)| self.cases_per_recording.get(*path) == Some(count))
+            .map(|(path, _)| path.to_owned())
+            .collect()
+    }
+}
+
+/// The cases of `agents` (all when empty) that `filters` select (all when empty), then the
+/// shard's share of them.
+pub fn select(
+    project: &Project,
+    agents: &[String],
+    filters: &[String],
+    shard: Option<Shard>,
+) -> Result<Selected, EvalError> {
+    let mut cases = discover(project, agents)?;
+    let mut cases_per_recording = std::collections::HashMap::new();
+    for case in &cases {
+        *cases_per_recording
+            .entry(case.recording.clone())
+            .or_default() += 1;
+    }
+    if !filters.is_empty() {
+        cases.retain(|case| filters.iter().any(|f| case.matches(f)));
+    }
+    if let Some(shard) = shard {
+        cases = shard.select(cases);
+    }
+    if cases.is_empty() {
+        let mut parts = Vec::new();
+        if !agents.is_empty() {
+            parts.push(format!("agents {}", agents.join(", ")));
+        }
+        if !filters.is_empty() {
+            parts.push(format!("filters {}", filters.join(", ")));
+        }
+        if let Some(shard) = shard {
+            parts.push(format!("shard {shard}"));
+        }
+        let what = if parts.is_empty() {
+            "the project (no fixtures/<agent>/<case>/case.yaml found)".into()
+        } else {
+            parts.join(" and ")
+        };
+        return Err(EvalError::NoCases { what });
+    }
+    Ok(Selected {
+        cases,
+        cases_per_recording,
+    })
+}
+
 /// The folder of pipeline cases, and their "agent" in case ids.
 pub(crate) const PIPELINES: &str = "pipelines";
 
@@ -243,6 +320,11 @@ fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
     };
     let rows = read_dataset(&dir.join(dataset)).map_err(at)?;
     let mut cases = Vec::with_capacity(rows.len());
+    // A row's id names its case everywhere (results, resume, baselines, artifact folders):
+    // two rows with one id would pass for one case run twice.
+    let mut rows_by_id: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::with_capacity(rows.len());
+    let mut duplicates = Vec::new();
     for (index, row) in rows.into_iter().enumerate() {
         let mut case = base.clone();
         let mut row_vars = Vec::new();
@@ -263,9 +345,24 @@ fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
                 _ => row_vars.push((key, value)),
             }
         }
+        if let Some(first) = rows_by_id.get(&id) {
+            duplicates.push(format!(
+                "rows {first} and {} of `{}` have the same id `{id}`",
+                index + 1,
+                dataset.display()
+            ));
+            continue;
+        }
+        rows_by_id.insert(id.clone(), index + 1);
         case.name = format!("{name}#{id}");
         case.sources.vars.extend(row_vars);
         cases.push(case);
+    }
+    if !duplicates.is_empty() {
+        return Err(at(format!(
+            "{}; give each row its own `id`",
+            duplicates.join("; ")
+        )));
     }
     Ok(cases)
 }

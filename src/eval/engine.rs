@@ -2,7 +2,6 @@
 //! finishes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -13,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::assertion::{Judgement, Observed};
 use super::case::{Case, ExpectedOutcome};
 use super::error::EvalError;
+use super::folder::EvalFolder;
 use super::judge;
 use super::report::{Failure, RunResult};
 use crate::artifacts::RunFolder;
@@ -34,6 +34,21 @@ pub enum Mode {
     Live,
     /// The configured endpoint, refreshing each case's recording.
     Record,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Mode, String> {
+        match text {
+            "replay" => Ok(Mode::Replay),
+            "live" => Ok(Mode::Live),
+            "record" => Ok(Mode::Record),
+            other => Err(format!(
+                "`{other}` is not an eval mode (replay, live, record)"
+            )),
+        }
+    }
 }
 
 impl Mode {
@@ -115,6 +130,10 @@ pub struct EvalOptions {
     /// start empty. Any other recording keeps the exchanges of the cases not run (rows left
     /// out by a filter, a shard or a resume).
     pub whole_recordings: std::collections::HashSet<PathBuf>,
+    /// With `--record`: where recordings are written while the eval runs. Each is moved over
+    /// its case's recording only when the eval finishes, so an interrupted one leaves the old
+    /// recording whole, and a resume continues from what it had recorded.
+    pub recordings_staged_in: PathBuf,
 }
 
 /// What the engine needs besides the cases.
@@ -132,18 +151,14 @@ pub struct EvalContext<'a> {
 }
 
 /// Run `cases` (each `repeat` times, skipping the runs in `done`), appending each result to
-/// `results` as it finishes. Returns the new results.
+/// the eval `folder` as it finishes. Returns the new results.
 pub async fn run_eval(
     context: &EvalContext<'_>,
     cases: &[Case],
     options: &EvalOptions,
-    results: &Path,
+    folder: &EvalFolder,
     done: &BTreeSet<(String, u32)>,
 ) -> Result<Vec<RunResult>, EvalError> {
-    let report_error = |e: std::io::Error| EvalError::Report {
-        path: results.to_owned(),
-        message: e.to_string(),
-    };
     // What each case runs: an agent, loaded once, or a pipeline, checked once.
     let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
     for case in cases {
@@ -167,20 +182,6 @@ pub async fn run_eval(
     }
     let judge = Arc::new(judge::judge_agent().map_err(|e| EvalError::Cases { problems: vec![e] })?);
     let clients = Clients::default();
-    if options.mode == Mode::Record {
-        // A recording this eval refreshes whole starts empty, so it holds exactly what was
-        // sent; one it refreshes in part keeps the rest.
-        for case in cases {
-            let fresh = options.whole_recordings.contains(&case.recording);
-            clients.recorder(context, &case.recording, fresh);
-        }
-    }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(results)
-        .map_err(report_error)?;
-    let file = Mutex::new(file);
     let runs: Vec<(&Case, u32)> = cases
         .iter()
         .flat_map(|case| (0..options.repeat).map(move |repeat| (case, repeat)))
@@ -198,14 +199,7 @@ pub async fn run_eval(
         .buffer_unordered(options.concurrency.max(1));
     while let Some(result) = stream.next().await {
         let Some(result) = result else { continue };
-        // One write per result: a killed eval keeps every line written before it died,
-        // without paying an fsync per case (the file is synced once at the end).
-        let mut line = serde_json::to_vec(&result).unwrap_or_default();
-        line.push(b'\n');
-        file.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(&line)
-            .map_err(report_error)?;
+        folder.append(&result)?;
         context.progress.inc(1);
         if !result.passed {
             context
@@ -214,11 +208,25 @@ pub async fn run_eval(
         }
         finished.push(result);
     }
-    file.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .sync_all()
-        .map_err(report_error)?;
+    folder.sync()?;
+    // An interrupted refresh leaves every recording as it was; `--resume` continues from
+    // the staged ones.
+    if options.mode == Mode::Record && !context.cancel.is_cancelled() {
+        clients.commit_recordings()?;
+    }
     Ok(finished)
+}
+
+/// The staged copy's file name for the recording at `path`: unique per recording, readable.
+fn staged_name(path: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(path.to_string_lossy().as_bytes());
+    let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let name = path.file_name().map_or_else(
+        || "recording.json".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    format!("{short}-{name}")
 }
 
 /// What a case runs.
@@ -269,24 +277,44 @@ impl Clients {
         Ok(replayer)
     }
 
+    /// The recorder of the recording at `path`, made on first use. A recording this eval
+    /// refreshes whole starts empty, so it holds exactly what was sent; one it refreshes in
+    /// part keeps the rest. Either is staged in the eval folder until the eval finishes.
     fn recorder(
         &self,
         context: &EvalContext<'_>,
         path: &Path,
-        fresh: bool,
+        options: &EvalOptions,
     ) -> Option<Arc<Recorder<Arc<OpenAiClient>>>> {
         let live = context.live.clone()?;
         let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
-        if fresh {
-            recorders.insert(path.to_owned(), Arc::new(Recorder::fresh(live, path)));
-        } else if !recorders.contains_key(path) {
-            let recorder = Recorder::new(live.clone(), path).unwrap_or_else(|error| {
-                tracing::warn!("{error}; recording `{}` afresh", path.display());
-                Recorder::fresh(live, path)
-            });
-            recorders.insert(path.to_owned(), Arc::new(recorder));
+        let recorder = recorders.entry(path.to_owned()).or_insert_with(|| {
+            let staging = options.recordings_staged_in.join(staged_name(path));
+            let whole = options.whole_recordings.contains(path);
+            let recorder =
+                Recorder::staged(live.clone(), path, &staging, whole).unwrap_or_else(|error| {
+                    tracing::warn!("{error}; recording `{}` afresh", path.display());
+                    Recorder::fresh(live, path)
+                });
+            Arc::new(recorder)
+        });
+        Some(recorder.clone())
+    }
+
+    /// Move every staged recording over its case's recording.
+    fn commit_recordings(&self) -> Result<(), EvalError> {
+        let recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
+        let mut problems = Vec::new();
+        for recorder in recorders.values() {
+            if let Err(error) = recorder.commit() {
+                problems.push(error.to_string());
+            }
         }
-        recorders.get(path).cloned()
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(EvalError::Cases { problems })
+        }
     }
 }
 
@@ -476,7 +504,7 @@ fn client_for(
                 .to_owned();
             let client: Arc<dyn ModelClient> = if options.mode == Mode::Record {
                 clients
-                    .recorder(context, &case.recording, false)
+                    .recorder(context, &case.recording, options)
                     .ok_or_else(|| failed("no live endpoint to record from".into()))?
             } else {
                 context
@@ -518,7 +546,9 @@ fn parameters_for(
 fn artifacts_folder(options: &EvalOptions, case: &Case, repeat: u32) -> Option<RunFolder> {
     options.artifacts.as_ref().and_then(|dir| {
         let name = format!("{}-{}", case.name.replace(['/', '#'], "_"), repeat + 1);
-        RunFolder::at(&dir.join(&case.agent).join(name))
+        // The eval folder's lock covers its runs; an earlier try of this run (before a
+        // resume) leaves nothing behind that could pass for this one's.
+        RunFolder::fresh(&dir.join(&case.agent).join(name))
             .ok()
             .map(RunFolder::without_sync)
     })

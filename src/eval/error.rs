@@ -33,6 +33,30 @@ pub enum EvalError {
         /// What is wrong.
         message: String,
     },
+    /// The eval folder cannot be used.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Folder(#[from] crate::artifacts::FolderError),
+    /// A resume with flags or a model setup other than the eval was started with.
+    #[error("--resume continues the eval as it was started, and the flags differ:\n  {conflicts}")]
+    #[diagnostic(
+        code(agent::eval::resume),
+        help("give the same flags and model settings, or leave the flags out")
+    )]
+    Resume {
+        /// Each difference, one per line.
+        conflicts: String,
+    },
+    /// A report that could not be written (a full disk).
+    #[error("cannot write the report `{}`", path.display())]
+    #[diagnostic(code(agent::eval::write))]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A bad flag value.
     #[error("{message}")]
     #[diagnostic(code(agent::eval::usage))]

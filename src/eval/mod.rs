@@ -9,11 +9,13 @@ mod assertion;
 mod case;
 mod engine;
 mod error;
+mod folder;
 mod judge;
 mod report;
 
 pub use assertion::{Assertion, Check};
-pub use case::{Case, Expect, ExpectedOutcome, discover};
+pub use case::{Case, Expect, ExpectedOutcome, Selected, discover, select};
 pub use engine::{EvalContext, EvalOptions, Mode, Shard, run_eval};
 pub use error::EvalError;
-pub use report::{CaseReport, EvalReport, RunResult, Summary, merge};
+pub use folder::{EvalFolder, ModelSetup, Selection};
+pub use report::{CaseReport, EvalReport, ReportFormat, RunResult, Summary, merge};

@@ -99,6 +99,56 @@ pub struct BaselineDiff {
     pub missing: Vec<String>,
 }
 
+/// The formats a report is written in, by file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// `.json`: everything, for `merge` and `--baseline`.
+    Json,
+    /// `.xml`: JUnit, for CI.
+    Junit,
+    /// `.md`: for people and pull requests.
+    Markdown,
+}
+
+impl ReportFormat {
+    /// The format of `path`, by its extension.
+    pub fn of(path: &Path) -> Result<ReportFormat, EvalError> {
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match extension.as_str() {
+            "json" => Ok(ReportFormat::Json),
+            "xml" => Ok(ReportFormat::Junit),
+            "md" | "markdown" => Ok(ReportFormat::Markdown),
+            other => Err(EvalError::Report {
+                path: path.to_owned(),
+                message: format!(
+                    "unknown report format `.{other}`; use .json, .xml (JUnit) or .md"
+                ),
+            }),
+        }
+    }
+
+    /// Check, before an eval spends anything, that a report can be written to `path`: a
+    /// known format, a folder for it, and no folder in its place.
+    pub fn check_destination(path: &Path) -> Result<ReportFormat, EvalError> {
+        let format = ReportFormat::of(path)?;
+        let refused = |message: String| EvalError::Report {
+            path: path.to_owned(),
+            message,
+        };
+        if path.is_dir() {
+            return Err(refused("is a folder".into()));
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| refused(format!("cannot create its folder: {e}")))?;
+        }
+        Ok(format)
+    }
+}
+
 /// A whole eval.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EvalReport {
@@ -237,26 +287,16 @@ impl EvalReport {
 
     /// Write the report; the format follows the extension: `.json`, `.xml` (JUnit), `.md`.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
-        let extension = path
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        let text = match extension.as_str() {
-            "json" => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
-            "xml" => self.junit(),
-            "md" | "markdown" => self.markdown(),
-            other => {
-                return Err(EvalError::Report {
-                    path: path.to_owned(),
-                    message: format!(
-                        "unknown report format `.{other}`; use .json, .xml (JUnit) or .md"
-                    ),
-                });
-            }
+        let text = match ReportFormat::of(path)? {
+            ReportFormat::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
+            ReportFormat::Junit => self.junit(),
+            ReportFormat::Markdown => self.markdown(),
         };
-        crate::artifacts::write_atomic(path, text.as_bytes(), true).map_err(|e| EvalError::Report {
-            path: path.to_owned(),
-            message: e.to_string(),
+        crate::artifacts::write_atomic(path, text.as_bytes(), true).map_err(|source| {
+            EvalError::Write {
+                path: path.to_owned(),
+                source,
+            }
         })
     }
 

@@ -106,8 +106,11 @@ impl Runs {
             tracing::warn!("{warning}");
         }
         let runs = self.root.join(".agent").join("runs");
-        let folder = RunFolder::create_in(&runs, &agent.prompt.name)
-            .map_err(|source| CallError::Folder { path: runs, source })?;
+        let folder =
+            RunFolder::create_in(&runs, &agent.prompt.name).map_err(|error| CallError::Folder {
+                path: runs,
+                source: std::io::Error::other(error),
+            })?;
         let settings = &served.settings;
         let outcome = crate::runner::run(
             self.client.as_ref(),

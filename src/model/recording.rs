@@ -252,9 +252,12 @@ impl ModelClient for Replayer {
 
 /// Passes requests to another client and saves each successful exchange to a file, which is
 /// rewritten whole (atomically) after every exchange so that an interrupted run keeps what it got.
+/// A staged recorder writes beside the recording instead, and [`Recorder::commit`] moves the
+/// result over it, so that an interrupted refresh never leaves a recording cut short.
 pub struct Recorder<C> {
     inner: C,
     path: PathBuf,
+    staging: Option<PathBuf>,
     recording: Mutex<Recording>,
 }
 
@@ -264,11 +267,61 @@ impl<C: ModelClient> Recorder<C> {
         Recorder {
             inner,
             path: path.to_owned(),
+            staging: None,
             recording: Mutex::new(Recording {
                 version: VERSION,
                 exchanges: Vec::new(),
             }),
         }
+    }
+
+    /// Record `inner`'s exchanges for `path` into `staging`, which holds them until
+    /// [`Recorder::commit`]. The recording starts from `staging` when it exists (a resumed
+    /// refresh), else empty when `whole` (every case of the file runs again), else from the
+    /// exchanges at `path`.
+    pub fn staged(
+        inner: C,
+        path: &Path,
+        staging: &Path,
+        whole: bool,
+    ) -> Result<Recorder<C>, ModelError> {
+        let recording = if staging.exists() {
+            Recording::load(staging)?
+        } else if whole || !path.exists() {
+            Recording {
+                version: VERSION,
+                exchanges: Vec::new(),
+            }
+        } else {
+            Recording::load(path)?
+        };
+        Ok(Recorder {
+            inner,
+            path: path.to_owned(),
+            staging: Some(staging.to_owned()),
+            recording: Mutex::new(recording),
+        })
+    }
+
+    /// Move what a staged recorder recorded over its recording, in one rename.
+    pub fn commit(&self) -> Result<(), ModelError> {
+        let Some(staging) = &self.staging else {
+            return Ok(());
+        };
+        if !staging.exists() {
+            return Ok(());
+        }
+        let failed = |e: std::io::Error| ModelError::Recording {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        };
+        if std::fs::rename(staging, &self.path).is_err() {
+            // Another file system: copy atomically, then drop the staged file.
+            let bytes = std::fs::read(staging).map_err(failed)?;
+            crate::artifacts::write_atomic(&self.path, &bytes, true).map_err(failed)?;
+            std::fs::remove_file(staging).map_err(failed)?;
+        }
+        Ok(())
     }
 
     /// Record `inner`'s exchanges to `path`, keeping exchanges already there (other keys).
@@ -284,6 +337,7 @@ impl<C: ModelClient> Recorder<C> {
         Ok(Recorder {
             inner,
             path: path.to_owned(),
+            staging: None,
             recording: Mutex::new(recording),
         })
     }
@@ -298,7 +352,8 @@ impl<C: ModelClient> Recorder<C> {
             response: response.clone(),
         });
         let text = serde_json::to_string_pretty(&*recording).unwrap_or_default() + "\n";
-        crate::artifacts::write_atomic(&self.path, text.as_bytes(), true).map_err(|e| {
+        let target = self.staging.as_ref().unwrap_or(&self.path);
+        crate::artifacts::write_atomic(target, text.as_bytes(), true).map_err(|e| {
             ModelError::Recording {
                 path: self.path.display().to_string(),
                 message: e.to_string(),

@@ -48,7 +48,17 @@ pub enum PipelineError {
         /// Each problem.
         problems: Vec<String>,
     },
-    /// A run record cannot be written or read back.
+    /// The run record cannot be written (a full disk).
+    #[error("cannot write the pipeline run record `{}`", path.display())]
+    #[diagnostic(code(agent::pipeline::write))]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A run record cannot be read back.
     #[error("pipeline run folder `{}`: {message}", path.display())]
     #[diagnostic(code(agent::pipeline::folder))]
     Folder {
@@ -172,6 +182,8 @@ pub async fn run_pipeline(
     let mut reasoning: Vec<String> = vec![String::new(); count];
     let mut started_steps = vec![false; count];
     let mut running = FuturesUnordered::new();
+    // Written before any step starts, so a run killed during its first step can be resumed.
+    write_report(options, &mut report, started)?;
     loop {
         if skip_blocked(plan, &mut report, options) {
             write_report(options, &mut report, started)?;
@@ -286,9 +298,9 @@ fn write_report(
     if let Some(folder) = &options.folder {
         folder
             .write_json("pipeline.json", report)
-            .map_err(|e| PipelineError::Folder {
+            .map_err(|source| PipelineError::Write {
                 path: folder.path().join("pipeline.json"),
-                message: e.to_string(),
+                source,
             })?;
     }
     Ok(())
