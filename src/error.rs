@@ -64,6 +64,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Folder(#[from] crate::artifacts::FolderError),
+    /// A prompt that cannot be imported.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Import(#[from] crate::import::ImportError),
     /// A file the command needs cannot be read or written.
     #[error("cannot {action} `{}`", path.display())]
     #[diagnostic(code(agent::io))]
@@ -132,6 +136,7 @@ impl Error {
             | Error::Render(_)
             | Error::Io { .. }
             | Error::Folder(_)
+            | Error::Import(_)
             | Error::Usage { .. } => Status::Usage,
         }
     }

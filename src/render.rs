@@ -13,7 +13,8 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 
 use crate::guard::{self, Guarded};
 use crate::inputs::Inputs;
-use crate::prompt::{InputKind, Prompt, SlotStyle};
+use crate::model::{Message, Role};
+use crate::prompt::{Dialect, InputKind, InputSpec, PartSource, Prompt, SlotStyle};
 
 /// The tag that wraps each required-context document appended after the body.
 pub const CONTEXT_TAG: &str = "context";
@@ -21,8 +22,11 @@ pub const CONTEXT_TAG: &str = "context";
 /// The rendered prompt.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    /// The text sent to the model.
+    /// The whole prompt as one text (`prompt.md`): a single user message's own text, or
+    /// every message headed by its role.
     pub text: String,
+    /// The messages sent to the model.
+    pub messages: Vec<Message>,
     /// What the injection guard changed, per input.
     pub guarded: Vec<GuardReport>,
 }
@@ -94,7 +98,8 @@ pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError>
     let mut guarded_reports = Vec::new();
     let mut context = std::collections::BTreeMap::new();
     let mut documents = Vec::new();
-    for spec in &prompt.inputs {
+    let mut apart = Vec::new();
+    for (index, spec) in prompt.inputs.iter().enumerate() {
         let Some(value) = inputs.text(&spec.name) else {
             continue;
         };
@@ -104,45 +109,207 @@ pub fn render(prompt: &Prompt, inputs: &Inputs) -> Result<Rendered, RenderError>
         }
         if spec.kind == InputKind::Context {
             documents.push((spec.name.as_str(), guarded.text));
+        } else if prompt.apart.contains(&index) {
+            apart.push((spec.name.as_str(), guarded.text));
         } else {
-            context.insert(spec.name.clone(), Value::from(guarded.text));
+            context.insert(
+                spec.name.clone(),
+                template_value(prompt, spec, guarded.text),
+            );
         }
     }
-    let env = prompt.compiled.get_or_init(|| environment(prompt));
-    let mut text = env
-        .get_template(BODY)
-        .and_then(|template| template.render(Value::from(context)))
-        .map_err(|error| template_error(prompt, &error))?;
-    append_documents(&mut text, &documents);
+    let compiled = prompt.compiled.get_or_init(|| Compiled::new(prompt));
+    let mut messages = Vec::with_capacity(prompt.messages.len());
+    for (index, part) in prompt.messages.iter().enumerate() {
+        let content = match &part.source {
+            PartSource::Body(_) => compiled.render(prompt, index, &context)?,
+            PartSource::Inputs => inputs_message(&apart),
+        };
+        messages.push(Message {
+            role: part.role,
+            content,
+        });
+    }
+    if let Some(last) = messages.iter_mut().rev().find(|m| m.role == Role::User) {
+        append_documents(&mut last.content, &documents);
+    } else if !documents.is_empty() {
+        let mut content = String::new();
+        append_documents(&mut content, &documents);
+        messages.push(Message::user(content));
+    }
+    let text = transcript(&messages);
     tracing::trace!(rendered = %text, "rendered prompt");
     Ok(Rendered {
         text,
+        messages,
         guarded: guarded_reports,
     })
 }
 
-/// The template's name in its environment.
-const BODY: &str = "body";
-
-/// The environment holding the body compiled once: strict undefined, no auto-escaping, the
-/// trailing newline kept. A template that fails to compile is left out, so `get_template`
-/// reports it at render time.
-fn environment(prompt: &Prompt) -> Environment<'static> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_debug(true);
-    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    env.add_filter("form_value", form_value);
-    if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
-        .keep_trailing_newline(true)
-        .build()
+/// The messages as one text, for `prompt.md` and `agent render`: a single user message is
+/// its own text; several are each headed by their role.
+pub fn transcript(messages: &[Message]) -> String {
+    if let [only] = messages
+        && only.role == Role::User
     {
-        env.set_syntax(syntax);
+        return only.content.clone();
     }
-    if let Err(error) = env.add_template_owned(BODY, template_source(prompt)) {
-        tracing::error!(agent = %prompt.name, %error, "the prompt body does not compile");
+    let mut text = String::new();
+    for message in messages {
+        let role = match message.role {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        if !text.is_empty() {
+            text.push_str(if text.ends_with('\n') { "\n" } else { "\n\n" });
+        }
+        let _ = writeln!(text, "<!-- {role} -->");
+        text.push_str(&message.content);
     }
-    env
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// The inputs a prompt sends apart from its body (a fabric pattern's input): a single one
+/// as it is; several each in a tag of its name, in declaration order.
+fn inputs_message(apart: &[(&str, String)]) -> String {
+    if let [(_, only)] = apart {
+        return only.clone();
+    }
+    let mut text = String::new();
+    for (name, value) in apart {
+        let _ = write!(text, "<{name}>\n{value}");
+        if !value.ends_with('\n') {
+            text.push('\n');
+        }
+        let _ = writeln!(text, "</{name}>");
+    }
+    text
+}
+
+/// A value as a template sees it: text, or, for a template language, the structure a JSON
+/// object or list stands for (`{% for item in documentation %}`).
+fn template_value(prompt: &Prompt, spec: &InputSpec, text: String) -> Value {
+    if prompt.dialect.is_template_language() {
+        let looks_structured = spec.structured || text.trim_start().starts_with(['{', '[']);
+        if looks_structured
+            && let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&text)
+            && (parsed.is_object() || parsed.is_array())
+        {
+            return Value::from(minijinja::value::Serde(parsed));
+        }
+    }
+    Value::from(text)
+}
+
+/// The body's message parts compiled once, by the engine of the prompt's dialect.
+#[derive(Clone)]
+pub(crate) enum Compiled {
+    /// minijinja: slots made variables in literal text, or a Jinja template as written.
+    Jinja(Box<Environment<'static>>),
+    /// A Handlebars template as written.
+    Handlebars(Box<handlebars::Handlebars<'static>>),
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compiled::Jinja(_) => "Compiled::Jinja",
+            Compiled::Handlebars(_) => "Compiled::Handlebars",
+        })
+    }
+}
+
+fn part_name(index: usize) -> String {
+    format!("part-{index}")
+}
+
+impl Compiled {
+    /// Compile every body part of `prompt`. A part that fails to compile is left out, so
+    /// rendering it reports the error with its line.
+    fn new(prompt: &Prompt) -> Compiled {
+        if prompt.dialect == Dialect::Handlebars {
+            let mut registry = handlebars::Handlebars::new();
+            registry.set_strict_mode(true);
+            registry.register_escape_fn(handlebars::no_escape);
+            for (index, part) in prompt.messages.iter().enumerate() {
+                if let PartSource::Body(range) = &part.source
+                    && let Err(error) = registry
+                        .register_template_string(&part_name(index), &prompt.body()[range.clone()])
+                {
+                    tracing::error!(agent = %prompt.name, %error, "the prompt body does not compile");
+                }
+            }
+            return Compiled::Handlebars(Box::new(registry));
+        }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(if prompt.dialect == Dialect::Jinja {
+            // `{% if x %}` may test an optional input that was not given; `{{ x }}` may not.
+            UndefinedBehavior::SemiStrict
+        } else {
+            UndefinedBehavior::Strict
+        });
+        env.set_debug(true);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.add_filter("form_value", form_value);
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        for (index, part) in prompt.messages.iter().enumerate() {
+            if let PartSource::Body(range) = &part.source {
+                let source = if prompt.dialect == Dialect::Jinja {
+                    prompt.body()[range.clone()].to_owned()
+                } else {
+                    template_source(prompt, range.clone())
+                };
+                if let Err(error) = env.add_template_owned(part_name(index), source) {
+                    tracing::error!(agent = %prompt.name, %error, "the prompt body does not compile");
+                }
+            }
+        }
+        Compiled::Jinja(Box::new(env))
+    }
+
+    fn render(
+        &self,
+        prompt: &Prompt,
+        index: usize,
+        context: &std::collections::BTreeMap<String, Value>,
+    ) -> Result<String, RenderError> {
+        let PartSource::Body(range) = &prompt.messages[index].source else {
+            return Ok(String::new());
+        };
+        let first_line = prompt.file_line(range.start);
+        match self {
+            Compiled::Jinja(env) => env
+                .get_template(&part_name(index))
+                .and_then(|template| template.render(Value::from(context.clone())))
+                .map_err(|error| {
+                    template_error(prompt, first_line, error.line(), &error_detail(&error))
+                }),
+            Compiled::Handlebars(registry) => {
+                let data: serde_json::Map<String, serde_json::Value> = context
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                    .collect();
+                registry.render(&part_name(index), &data).map_err(|error| {
+                    template_error(prompt, first_line, error.line_no, &error.to_string())
+                })
+            }
+        }
+    }
+}
+
+fn error_detail(error: &minijinja::Error) -> String {
+    error
+        .detail()
+        .map_or_else(|| error.kind().to_string(), str::to_owned)
 }
 
 impl std::fmt::Display for GuardReport {
@@ -218,14 +385,19 @@ fn check_complete(prompt: &Prompt, inputs: &Inputs) -> Result<(), RenderError> {
     })
 }
 
-/// The body as a minijinja template: literal text in raw blocks, each slot a variable.
-/// No newline is added or removed, so template lines are body lines.
-fn template_source(prompt: &Prompt) -> String {
+/// One part of the body as a minijinja template: literal text in raw blocks, each slot a
+/// variable. No newline is added or removed, so template lines are body lines.
+fn template_source(prompt: &Prompt, part: std::ops::Range<usize>) -> String {
     let body = prompt.body();
-    let mut template = String::with_capacity(body.len() + prompt.slots.len() * 40);
-    let mut at = 0;
-    for slot in &prompt.slots {
-        push_literal(&mut template, &body[at..slot.range.start]);
+    let python = prompt.dialect == Dialect::PythonFormat;
+    let mut template = String::with_capacity(part.len() + prompt.slots.len() * 40);
+    let mut at = part.start;
+    for slot in prompt
+        .slots
+        .iter()
+        .filter(|slot| part.start <= slot.range.start && slot.range.end <= part.end)
+    {
+        push_literal(&mut template, &body[at..slot.range.start], python);
         let name = &prompt.inputs[slot.input].name;
         match slot.style {
             SlotStyle::Plain => {
@@ -237,13 +409,21 @@ fn template_source(prompt: &Prompt) -> String {
         }
         at = slot.range.end;
     }
-    push_literal(&mut template, &body[at..]);
+    push_literal(&mut template, &body[at..part.end], python);
     template
 }
 
-/// Copy `text` so the engine outputs it unchanged. A raw block ends at the first `{%`
-/// that reads `endraw`, so every `{%` is written as an expression outside the block.
-fn push_literal(template: &mut String, text: &str) {
+/// Copy `text` so the engine outputs it unchanged (in a Python format string, with `{{` and
+/// `}}` read as the escaped braces they are). A raw block ends at the first `{%` that reads
+/// `endraw`, so every `{%` is written as an expression outside the block.
+fn push_literal(template: &mut String, text: &str, python_format: bool) {
+    let unescaped;
+    let text = if python_format {
+        unescaped = text.replace("{{", "{").replace("}}", "}");
+        unescaped.as_str()
+    } else {
+        text
+    };
     for (index, piece) in text.split("{%").enumerate() {
         if index > 0 {
             template.push_str("{{ \"{%\" }}");
@@ -286,16 +466,19 @@ fn append_documents(text: &mut String, documents: &[(&str, String)]) {
     }
 }
 
-fn template_error(prompt: &Prompt, error: &minijinja::Error) -> RenderError {
-    let body_line = error.line().unwrap_or(1);
-    let line = crate::text::line_of(&prompt.source, prompt.body_offset) + body_line - 1;
+/// A template error at `line` of the part starting at the file's `first_line`.
+fn template_error(
+    prompt: &Prompt,
+    first_line: usize,
+    line: Option<usize>,
+    message: &str,
+) -> RenderError {
+    let line = first_line + line.unwrap_or(1).max(1) - 1;
     let span = line_span(&prompt.source, line);
     RenderError::Template {
         agent: prompt.name.clone(),
         line,
-        message: error
-            .detail()
-            .map_or_else(|| error.kind().to_string(), str::to_owned),
+        message: message.to_owned(),
         src: NamedSource::new(prompt.path.display().to_string(), prompt.source.clone()),
         span,
     }
@@ -325,7 +508,7 @@ mod tests {
     #[test]
     fn literal_text_survives_jinja_syntax() {
         let mut template = String::new();
-        push_literal(&mut template, "{% endraw %} {{ x }} {# c #}");
+        push_literal(&mut template, "{% endraw %} {{ x }} {# c #}", false);
         let env = Environment::new();
         assert_eq!(
             env.render_str(&template, ()).expect("renders"),

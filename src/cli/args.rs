@@ -57,6 +57,10 @@ pub enum Command {
     Pipeline(super::PipelineArgs),
     /// Serve the agents as Model Context Protocol tools over stdio.
     Mcp(super::McpArgs),
+    /// Make an agent of a prompt file as found: its front matter, a drafted contract and an eval case.
+    Import(super::ImportArgs),
+    /// Find what makes agents do other than their authors meant: unbound placeholders, mojibake, broken examples.
+    Lint(super::LintArgs),
 }
 
 /// `agent list`.

@@ -23,7 +23,7 @@ pub(crate) fn run(project: &Project, args: &ListArgs) -> Result<Status, Error> {
                 // a list keeps one line per agent.
                 rows.push(serde_json::json!({
                     "name": name,
-                    "error": crate::text::quote(&crate::text::error_chain(&error), 300),
+                    "error": crate::text::quote(&one_line(&error), 300),
                 }));
             }
         }
@@ -42,6 +42,21 @@ pub(crate) fn run(project: &Project, args: &ListArgs) -> Result<Status, Error> {
         return Ok(Status::Usage);
     }
     Ok(Status::Ok)
+}
+
+/// An error and its first labelled problem, on one line.
+fn one_line(error: &Error) -> String {
+    use miette::Diagnostic as _;
+    let mut text = crate::text::error_chain(error);
+    if let Some(label) = error
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .and_then(|label| label.label().map(str::to_owned))
+    {
+        text.push_str(": ");
+        text.push_str(&label);
+    }
+    text
 }
 
 fn table(rows: &[serde_json::Value]) -> String {

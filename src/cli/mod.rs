@@ -4,6 +4,8 @@ mod args;
 mod check;
 mod config;
 mod eval;
+mod import;
+mod lint;
 mod list;
 mod mcp;
 mod model_args;
@@ -16,6 +18,8 @@ mod show;
 pub use args::{Cli, Command, GlobalArgs, InputArgs};
 pub use config::ConfigArgs;
 pub use eval::{EvalAction, EvalArgs, EvalRunArgs, MergeArgs};
+pub use import::ImportArgs;
+pub use lint::{LintArgs, LintFormat};
 pub use mcp::McpArgs;
 pub use model_args::{ModelArgs, RecordArgs};
 pub use pipeline::{PipelineAction, PipelineArgs, PipelineCheckArgs, PipelineRunArgs};
@@ -94,5 +98,7 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
             PipelineAction::Check(check_args) => pipeline::check_only(&project()?, check_args),
         },
         Command::Mcp(args) => mcp::run(&project()?, &args).await,
+        Command::Import(args) => import::run(cli.global.project.as_deref(), &args),
+        Command::Lint(args) => lint::run(&project()?, &args),
     }
 }

@@ -8,8 +8,10 @@ use serde::Serialize;
 use super::argument_hint;
 use super::dialect::{self, Dialect, Slot};
 use super::error::PromptError;
+use super::foreign::{self, Origin};
 use super::front_matter::{self, AgentSection, InputDecl};
 use super::input_spec::{InputKind, InputSpec, fold_name};
+use super::layout::{self, MessagePart, PartSource};
 
 /// An agent file: its settings, its inputs and the places they go in the body.
 #[derive(Debug, Clone)]
@@ -32,6 +34,12 @@ pub struct Prompt {
     pub inputs: Vec<InputSpec>,
     /// Every placeholder occurrence, in body order.
     pub slots: Vec<Slot>,
+    /// The messages the body becomes, and the parts of the body each holds.
+    pub messages: Vec<MessagePart>,
+    /// Inputs with no placeholder, sent in a message of their own (`from: inputs`).
+    pub apart: Vec<usize>,
+    /// Placeholder-looking texts the author means literally (`agent.literals`).
+    pub literals: Vec<String>,
     /// Tags whose blocks are private reasoning (`release_planning`, `think`).
     pub reasoning_tags: Vec<String>,
     /// The contract file, relative to `schemas/`.
@@ -43,7 +51,7 @@ pub struct Prompt {
     /// Tag names the body uses as structure; inputs may not open or close them.
     pub structural_tags: BTreeSet<String>,
     /// The body compiled as a template, once (see [`crate::render`]).
-    pub(crate) compiled: std::sync::OnceLock<minijinja::Environment<'static>>,
+    pub(crate) compiled: std::sync::OnceLock<crate::render::Compiled>,
 }
 
 /// Model parameters an agent suggests.
@@ -72,6 +80,10 @@ pub struct PromptDeclared {
     pub min_context_window: Option<u64>,
     /// `argument_hint`.
     pub argument_hint: Option<String>,
+    /// The tool whose front matter the prompt brings (dotprompt, Prompty, VS Code, Claude Code).
+    pub tool: Option<Origin>,
+    /// A model the prompt's own front matter names for its tool: shown, not used.
+    pub suggested_model: Option<String>,
     /// Every other key (title, tags, author…), as YAML.
     pub other: BTreeMap<String, serde_json::Value>,
 }
@@ -107,28 +119,53 @@ impl Prompt {
                 Some("add `agent:` with at least `dialect:` and `contract:`".into()),
             ));
         };
+        let foreign_inputs =
+            foreign::inputs(&front.other).map_err(|message| declaration(message, None))?;
+        let foreign_defaults = foreign::defaults(&front.other);
+        let foreign_description = foreign::description(&front.other);
         let declared = PromptDeclared {
             variables: front.variables.unwrap_or_default(),
             required_context: front.required_context.unwrap_or_default(),
             min_context_window: front.min_context_window,
             argument_hint: front.argument_hint,
+            tool: Origin::of(&front.other),
+            suggested_model: foreign::suggested_model(&front.other),
             other: front
                 .other
                 .into_iter()
                 .filter_map(|(key, value)| Some((key, serde_json::to_value(value).ok()?)))
                 .collect(),
         };
-        let inputs = merge_inputs(&declared, &section)
+        let messages = match &section.messages {
+            Some(decl) => {
+                layout::parse(decl, body).map_err(|message| declaration(message, None))?
+            }
+            None => layout::whole(body),
+        };
+        let regions: Vec<std::ops::Range<usize>> = messages
+            .iter()
+            .filter_map(|part| match &part.source {
+                PartSource::Body(range) => Some(range.clone()),
+                PartSource::Inputs => None,
+            })
+            .collect();
+        let inputs_apart = messages.iter().any(|p| p.source == PartSource::Inputs);
+        let inputs = merge_inputs(&declared, foreign_inputs, &section)
             .and_then(|inputs| check_inputs(section.dialect, inputs))
             .map_err(|message| declaration(message, None))?;
-        let slots =
-            dialect::find_slots(section.dialect, body, &inputs).map_err(|(index, hint)| {
-                PromptError::UnboundInput {
-                    agent: name.to_owned(),
-                    input: inputs[index].name.clone(),
-                    hint,
-                }
+        let slots = dialect::find_slots(section.dialect, body, &inputs, &regions, inputs_apart)
+            .map_err(|(index, hint)| PromptError::UnboundInput {
+                agent: name.to_owned(),
+                input: inputs[index].name.clone(),
+                hint,
             })?;
+        let apart: Vec<usize> = (0..inputs.len())
+            .filter(|&index| {
+                inputs_apart
+                    && inputs[index].kind != InputKind::Context
+                    && !slots.iter().any(|slot| slot.input == index)
+            })
+            .collect();
         let mut structural_tags = dialect::tag_names(body);
         structural_tags.extend(
             section
@@ -153,19 +190,23 @@ impl Prompt {
             name: name.to_owned(),
             path: path.to_owned(),
             body_offset,
-            description,
+            description: description.or(foreign_description),
             origin,
             dialect,
             inputs,
             slots,
+            messages,
+            apart,
+            literals: section.literals.clone(),
             reasoning_tags: reasoning.tags,
             contract,
+            // Our block first, then what the prompt's own front matter suggests.
             defaults: ModelDefaults {
                 model: defaults.model,
-                temperature: defaults.temperature,
-                max_tokens: defaults.max_tokens,
-                top_p: defaults.top_p,
-                seed: defaults.seed,
+                temperature: defaults.temperature.or(foreign_defaults.temperature),
+                max_tokens: defaults.max_tokens.or(foreign_defaults.max_tokens),
+                top_p: defaults.top_p.or(foreign_defaults.top_p),
+                seed: defaults.seed.or(foreign_defaults.seed),
             },
             declared,
             structural_tags,
@@ -187,6 +228,9 @@ impl Prompt {
             dialect: Dialect::DoubleBrace,
             inputs,
             slots: Vec::new(),
+            messages: Vec::new(),
+            apart: Vec::new(),
+            literals: Vec::new(),
             reasoning_tags: Vec::new(),
             contract: String::new(),
             defaults: ModelDefaults::default(),
@@ -232,12 +276,19 @@ impl Prompt {
     }
 }
 
-/// Inputs the prompt declares itself, refined and extended by our `agent.inputs`.
+/// Inputs the prompt declares itself (its `variables`, `argument_hint`, and its tool's own
+/// keys), refined and extended by our `agent.inputs`.
 fn merge_inputs(
     declared: &PromptDeclared,
+    foreign: Vec<InputSpec>,
     section: &AgentSection,
 ) -> Result<Vec<InputSpec>, String> {
     let mut inputs: Vec<InputSpec> = declared.variables.iter().map(InputSpec::new).collect();
+    for spec in foreign {
+        if !inputs.iter().any(|known| known.name == spec.name) {
+            inputs.push(spec);
+        }
+    }
     if let Some(hint) = &declared.argument_hint {
         for spec in
             argument_hint::parse(hint).map_err(|e| format!("cannot read `argument_hint`: {e}"))?
@@ -299,6 +350,9 @@ fn refine(spec: &mut InputSpec, decl: &InputDecl) {
     if decl.budget_bytes.is_some() {
         spec.budget_bytes = decl.budget_bytes;
     }
+    if let Some(structured) = decl.structured {
+        spec.structured = structured;
+    }
 }
 
 fn check_inputs(dialect: Dialect, mut inputs: Vec<InputSpec>) -> Result<Vec<InputSpec>, String> {
@@ -326,6 +380,8 @@ fn check_inputs(dialect: Dialect, mut inputs: Vec<InputSpec>) -> Result<Vec<Inpu
             if dialect == Dialect::Form {
                 // An optional form field left out stays the blank line the form has.
                 spec.default = Some(String::new());
+            } else if dialect.is_template_language() {
+                // The template says what an absent value means (`{{#if x}}`, `{% if x %}`).
             } else {
                 return Err(format!(
                     "optional input `{}` needs a `default`, so that leaving it out never renders a silent blank",

@@ -18,6 +18,9 @@ pub enum Dialect {
     DoubleBrace,
     /// `{PROJECT_NAME}`.
     SingleBrace,
+    /// `{document}` in a Python format string: `{{` and `}}` are escaped braces, rendered as
+    /// `{` and `}`.
+    PythonFormat,
     /// `$NOTES` or `${NOTES}`.
     Dollar,
     /// A blank form line, `- Version:`, inside a `<section>`; the value follows the colon.
@@ -25,6 +28,18 @@ pub enum Dialect {
     /// `{{web_application_mobile_app_…}}`: the name lists choices; the label before it
     /// (`**Software Type**:`) names the input.
     OptionList,
+    /// VS Code prompt files: `${input:name}`, `${input:name:hint}`, and the editor's own
+    /// `${selection}`, `${file}`… when declared as inputs.
+    Vscode,
+    /// `[DIFF_OR_FILE_CONTENTS]`: a declared name in square brackets; a markdown link, a
+    /// checkbox or a fill-in the model is meant to replace stays literal.
+    Bracket,
+    /// A Jinja template (prompty): the body is rendered by the template engine, blocks
+    /// (`{% for %}`, `{% if %}`) and all; inputs may be structured (JSON) values.
+    Jinja,
+    /// A Handlebars template (dotprompt): `{{#if}}`, `{{#each}}` and `{{else}}` are evaluated;
+    /// inputs may be structured (JSON) values.
+    Handlebars,
 }
 
 impl Dialect {
@@ -36,7 +51,18 @@ impl Dialect {
             Dialect::Dollar => "$VAR",
             Dialect::Form => "blank form lines (`- Label:`) inside <section> tags",
             Dialect::OptionList => "{{option_list}} placeholders bound through their labels",
+            Dialect::PythonFormat => "{var} (Python format string; {{ and }} are escaped braces)",
+            Dialect::Vscode => "${input:name} (VS Code prompt file)",
+            Dialect::Bracket => "[VAR]",
+            Dialect::Jinja => "Jinja template ({{ var }}, {% for %}, {% if %})",
+            Dialect::Handlebars => "Handlebars template ({{var}}, {{#if}}, {{#each}})",
         }
+    }
+
+    /// Is the body a program of a template language, rendered by its engine, rather than
+    /// literal text with slots?
+    pub fn is_template_language(self) -> bool {
+        matches!(self, Dialect::Jinja | Dialect::Handlebars)
     }
 }
 
@@ -61,18 +87,22 @@ pub struct Slot {
     pub style: SlotStyle,
 }
 
-/// Find every slot of every input in `body`. `Err` names the first input with no slot.
+/// Find every slot of every input in `body`, within `regions` (the parts of the body that
+/// are rendered). Inputs in `unplaced` need no slot (they go into a message of their own).
+/// `Err` names the first input with no slot.
 pub(crate) fn find_slots(
     dialect: Dialect,
     body: &str,
     inputs: &[InputSpec],
+    regions: &[Range<usize>],
+    inputs_apart: bool,
 ) -> Result<Vec<Slot>, (usize, String)> {
     let mut slots = Vec::new();
     for (index, spec) in inputs.iter().enumerate() {
         if spec.kind == InputKind::Context {
             continue;
         }
-        let found = if let Some(placeholder) = &spec.placeholder {
+        let found: Vec<Slot> = if let Some(placeholder) = &spec.placeholder {
             occurrences(body, placeholder)
                 .map(|start| plain(index, start..start + placeholder.len()))
                 .collect()
@@ -80,17 +110,48 @@ pub(crate) fn find_slots(
             match dialect {
                 Dialect::DoubleBrace => braced(body, index, &spec.name, 2),
                 Dialect::SingleBrace => braced(body, index, &spec.name, 1),
+                Dialect::PythonFormat => python_format(body, index, &spec.name),
                 Dialect::Dollar => dollar(body, index, &spec.name),
                 Dialect::Form => form_line(body, index, spec).into_iter().collect(),
                 Dialect::OptionList => labelled(body, index, spec),
+                Dialect::Vscode => vscode(body, index, &spec.name),
+                Dialect::Bracket => bracket(body, index, &spec.name),
+                Dialect::Jinja | Dialect::Handlebars => {
+                    template_references(body, index, &spec.name)
+                }
             }
         };
+        let found: Vec<Slot> = found
+            .into_iter()
+            .filter(|slot| {
+                regions
+                    .iter()
+                    .any(|r| r.start <= slot.range.start && slot.range.end <= r.end)
+            })
+            .collect();
         if found.is_empty() {
+            if inputs_apart {
+                // Sent in the message of inputs instead.
+                continue;
+            }
             return Err((index, looked_for(dialect, spec)));
         }
         slots.extend(found);
     }
     slots.sort_by_key(|slot| slot.range.start);
+    if !dialect.is_template_language() {
+        for pair in slots.windows(2) {
+            if pair[0].range.end > pair[1].range.start {
+                return Err((
+                    pair[1].input,
+                    format!(
+                        "its placeholder overlaps the one of `{}`",
+                        inputs[pair[0].input].name
+                    ),
+                ));
+            }
+        }
+    }
     Ok(slots)
 }
 
@@ -110,6 +171,14 @@ fn looked_for(dialect: Dialect, spec: &InputSpec) -> String {
         ),
         Dialect::OptionList => {
             format!("looked for the label `{label}` followed by a `{{{{…}}}}` placeholder")
+        }
+        Dialect::PythonFormat => {
+            format!("looked for `{{{name}}}` (not `{{{{{name}}}}}`, an escaped brace)")
+        }
+        Dialect::Vscode => format!("looked for `${{input:{name}}}` and `${{input:{name}:…}}`"),
+        Dialect::Bracket => format!("looked for `[{name}]`"),
+        Dialect::Jinja | Dialect::Handlebars => {
+            format!("looked for a use of `{name}` inside `{{{{ … }}}}` or a block tag")
         }
     }
 }
@@ -151,6 +220,100 @@ fn braced(body: &str, input: usize, name: &str, depth: usize) -> Vec<Slot> {
             slots.push(plain(input, start..end + depth));
         }
     }
+    slots
+}
+
+/// `{NAME}` in a Python format string: braces doubled before it are escapes, so `{{NAME}}`
+/// is literal text; `{NAME:>10}` and `{NAME!r}` carry a format spec.
+fn python_format(body: &str, input: usize, name: &str) -> Vec<Slot> {
+    let bytes = body.as_bytes();
+    let mut slots = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'{' if bytes.get(at + 1) == Some(&b'{') => at += 2,
+            b'}' if bytes.get(at + 1) == Some(&b'}') => at += 2,
+            b'{' => {
+                let inner = at + 1;
+                let end = body[inner..].find('}').map(|i| inner + i);
+                if let Some(end) = end {
+                    let field = &body[inner..end];
+                    let field_name = field.split([':', '!']).next().unwrap_or_default();
+                    if field_name == name {
+                        slots.push(plain(input, at..end + 1));
+                    }
+                    at = end + 1;
+                } else {
+                    at += 1;
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    slots
+}
+
+/// `${input:NAME}` or `${input:NAME:any hint}`, and `${NAME}` for the editor's own variables
+/// (`${selection}`, `${file}`).
+fn vscode(body: &str, input: usize, name: &str) -> Vec<Slot> {
+    let mut slots = Vec::new();
+    for start in occurrences(body, "${") {
+        let inner = start + 2;
+        let Some(end) = body[inner..].find('}').map(|i| inner + i) else {
+            continue;
+        };
+        let field = &body[inner..end];
+        let bound = match field.strip_prefix("input:") {
+            Some(rest) => rest.split(':').next() == Some(name),
+            None => field == name,
+        };
+        if bound {
+            slots.push(plain(input, start..end + 1));
+        }
+    }
+    slots
+}
+
+/// `[NAME]`, unless it is a markdown link (`[NAME](…)`, `[NAME][ref]`) or a link reference
+/// definition (`[NAME]: …` at the start of a line).
+fn bracket(body: &str, input: usize, name: &str) -> Vec<Slot> {
+    let token = format!("[{name}]");
+    let bytes = body.as_bytes();
+    occurrences(body, &token)
+        .filter(|&start| {
+            let end = start + token.len();
+            let link = matches!(bytes.get(end), Some(b'(' | b'['));
+            let line_start = body[..start].rfind('\n').map_or(0, |i| i + 1);
+            let definition =
+                body[line_start..start].trim().is_empty() && bytes.get(end) == Some(&b':');
+            let image = start > 0 && bytes[start - 1] == b'!';
+            !(link || definition || image)
+        })
+        .map(|start| plain(input, start..start + token.len()))
+        .collect()
+}
+
+/// Where a template-language body uses `name`: inside `{{ … }}` or `{% … %}`, as a whole
+/// word. These are for messages and lint; the engine itself resolves the variables.
+fn template_references(body: &str, input: usize, name: &str) -> Vec<Slot> {
+    let mut slots = Vec::new();
+    for (open, close) in [("{{", "}}"), ("{%", "%}")] {
+        for start in occurrences(body, open) {
+            let inner = start + open.len();
+            let Some(end) = body[inner..].find(close).map(|i| inner + i) else {
+                continue;
+            };
+            let expression = &body[inner..end];
+            let uses = expression
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| word == name);
+            if uses {
+                slots.push(plain(input, start..end + close.len()));
+            }
+        }
+    }
+    slots.sort_by_key(|slot| slot.range.start);
+    slots.dedup_by_key(|slot| slot.range.start);
     slots
 }
 
@@ -317,6 +480,67 @@ mod tests {
         InputSpec::new(name)
     }
 
+    fn slots_in(
+        dialect: Dialect,
+        body: &str,
+        inputs: &[InputSpec],
+    ) -> Result<Vec<Slot>, (usize, String)> {
+        find_slots(
+            dialect,
+            body,
+            inputs,
+            std::slice::from_ref(&(0..body.len())),
+            false,
+        )
+    }
+
+    #[test]
+    fn python_format_skips_escaped_braces() {
+        let body = "Text: {document}\nJSON: {{\"title\": \"{{document}}\"}} {document:>10} {other}";
+        let slots = slots_in(Dialect::PythonFormat, body, &[spec("document")]).expect("bound");
+        assert_eq!(texts(body, &slots), ["{document}", "{document:>10}"]);
+    }
+
+    #[test]
+    fn vscode_inputs_take_an_optional_hint() {
+        let body = "Doc ${input:ComponentPath} and ${input:ComponentPath:Path to the class} ${input:Other} ${selection} ${file}";
+        let mut selection = spec("selection");
+        selection.required = false;
+        let slots =
+            slots_in(Dialect::Vscode, body, &[spec("ComponentPath"), selection]).expect("bound");
+        assert_eq!(
+            texts(body, &slots),
+            [
+                "${input:ComponentPath}",
+                "${input:ComponentPath:Path to the class}",
+                "${selection}"
+            ]
+        );
+    }
+
+    #[test]
+    fn brackets_bind_declared_names_but_not_links() {
+        let body = "Diff: [DIFF]\nSee [DIFF](http://x) and [DIFF][1] and ![DIFF](img)\n[DIFF]: http://ref\n- [ ] task [repo_name]";
+        let slots = slots_in(Dialect::Bracket, body, &[spec("DIFF")]).expect("bound");
+        assert_eq!(texts(body, &slots), ["[DIFF]"]);
+    }
+
+    #[test]
+    fn slots_outside_the_rendered_regions_are_not_bound() {
+        let body = "| `[REPO]` | the repository |\n```text\nRepo: [REPO]\n```\n";
+        let start = body.find("Repo:").expect("region");
+        let slots = find_slots(
+            Dialect::Bracket,
+            body,
+            &[spec("REPO")],
+            std::slice::from_ref(&(start..body.len())),
+            false,
+        )
+        .expect("bound");
+        assert_eq!(slots.len(), 1);
+        assert!(slots[0].range.start > start);
+    }
+
     fn texts<'a>(body: &'a str, slots: &[Slot]) -> Vec<&'a str> {
         slots.iter().map(|slot| &body[slot.range.clone()]).collect()
     }
@@ -326,7 +550,7 @@ mod tests {
         let body =
             "a {{PROJECT_REQUEST}} b {{ PROJECT_REQUEST }} c {{OTHER}} d {{{PROJECT_REQUEST}}}";
         let slots =
-            find_slots(Dialect::DoubleBrace, body, &[spec("PROJECT_REQUEST")]).expect("bound");
+            slots_in(Dialect::DoubleBrace, body, &[spec("PROJECT_REQUEST")]).expect("bound");
         assert_eq!(
             texts(body, &slots),
             ["{{PROJECT_REQUEST}}", "{{ PROJECT_REQUEST }}"]
@@ -336,15 +560,14 @@ mod tests {
     #[test]
     fn single_brace_leaves_shell_and_ci_braces_alone() {
         let body = "deploy {PROJECT_NAME} v{VERSION} --environment Variables={...} ${{ secrets.X }} {{PROJECT_NAME}}";
-        let slots = find_slots(Dialect::SingleBrace, body, &[spec("PROJECT_NAME")]).expect("bound");
+        let slots = slots_in(Dialect::SingleBrace, body, &[spec("PROJECT_NAME")]).expect("bound");
         assert_eq!(texts(body, &slots), ["{PROJECT_NAME}"]);
     }
 
     #[test]
     fn dollar_needs_a_name_boundary() {
         let body = "`$FLAG` and ${FLAG} but not $FLAGS or $FLAG_X; $NOTES.";
-        let slots =
-            find_slots(Dialect::Dollar, body, &[spec("FLAG"), spec("NOTES")]).expect("bound");
+        let slots = slots_in(Dialect::Dollar, body, &[spec("FLAG"), spec("NOTES")]).expect("bound");
         assert_eq!(texts(body, &slots), ["$FLAG", "${FLAG}", "$NOTES"]);
     }
 
@@ -354,7 +577,7 @@ mod tests {
         let mut version = spec("VERSION");
         version.section = Some("release_package".into());
         version.label = Some("Version".into());
-        let slots = find_slots(Dialect::Form, body, &[version]).expect("bound");
+        let slots = slots_in(Dialect::Form, body, &[version]).expect("bound");
         assert_eq!(slots.len(), 1);
         assert_eq!(slots[0].range, 39..39);
         assert_eq!(
@@ -370,7 +593,7 @@ mod tests {
         software.label = Some("Software Type".into());
         let mut goals = spec("objectives");
         goals.label = Some("OBJECTIVES:".into());
-        let slots = find_slots(Dialect::OptionList, body, &[software, goals]).expect("bound");
+        let slots = slots_in(Dialect::OptionList, body, &[software, goals]).expect("bound");
         assert_eq!(
             texts(body, &slots),
             ["{{web_application_mobile_app}}", "{{goals_and_targets}}"]
@@ -380,7 +603,7 @@ mod tests {
     #[test]
     fn an_input_without_a_placeholder_is_named() {
         let error =
-            find_slots(Dialect::DoubleBrace, "no placeholders", &[spec("X")]).expect_err("unbound");
+            slots_in(Dialect::DoubleBrace, "no placeholders", &[spec("X")]).expect_err("unbound");
         assert_eq!(error.0, 0);
         assert!(error.1.contains("{{X}}"), "{}", error.1);
     }
@@ -396,7 +619,7 @@ mod tests {
     #[test]
     fn literal_placeholders_are_listed_for_people() {
         let body = "v{DATE} {PROJECT_NAME} ${{ secrets.X }} {...}";
-        let slots = find_slots(Dialect::SingleBrace, body, &[spec("PROJECT_NAME")]).expect("bound");
+        let slots = slots_in(Dialect::SingleBrace, body, &[spec("PROJECT_NAME")]).expect("bound");
         let literal: Vec<_> = literal_placeholders(body, &slots).into_iter().collect();
         assert_eq!(literal, ["{DATE}"]);
     }

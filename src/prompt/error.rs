@@ -47,6 +47,22 @@ pub enum PromptError {
         span: Option<SourceSpan>,
     },
 
+    /// The `agent:` block has several problems; each is labelled at its place.
+    #[error("invalid front matter in `{}`: {count} problem(s) in the `agent:` block", path.display())]
+    #[diagnostic(code(agent::prompt::front_matter))]
+    FrontMatterProblems {
+        /// The agent file.
+        path: PathBuf,
+        /// How many.
+        count: usize,
+        /// The file's text.
+        #[source_code]
+        src: NamedSource<String>,
+        /// Each problem at its place.
+        #[label(collection)]
+        labels: Vec<miette::LabeledSpan>,
+    },
+
     /// The front matter parses but says something inconsistent.
     #[error("agent `{agent}`: {message}")]
     #[diagnostic(code(agent::prompt::declaration))]

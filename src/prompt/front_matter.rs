@@ -39,6 +39,11 @@ pub(crate) struct AgentSection {
     pub(crate) description: Option<String>,
     pub(crate) source: Option<String>,
     pub(crate) dialect: Dialect,
+    /// Which parts of the body are sent, as which messages (see [`super::layout`]).
+    pub(crate) messages: Option<serde_yaml_ng::Value>,
+    /// Placeholder-looking texts meant literally (`{DATE}` for the model to fill).
+    #[serde(default)]
+    pub(crate) literals: Vec<String>,
     #[serde(default)]
     pub(crate) inputs: Vec<InputDecl>,
     #[serde(default)]
@@ -65,6 +70,7 @@ pub(crate) struct InputDecl {
     pub(crate) section: Option<String>,
     pub(crate) placeholder: Option<String>,
     pub(crate) budget_bytes: Option<u64>,
+    pub(crate) structured: Option<bool>,
 }
 
 /// Where the prompt asks the model to put its private reasoning.
@@ -163,8 +169,31 @@ pub(crate) fn parse(
             error_at(error.to_string(), offset)
         };
         if entry.key == "agent" {
-            let wrapper: AgentWrapper = serde_yaml_ng::from_str(entry.text).map_err(located)?;
-            agent = Some(wrapper.agent);
+            match serde_yaml_ng::from_str::<AgentWrapper>(entry.text) {
+                Ok(wrapper) => agent = Some(wrapper.agent),
+                Err(error) => {
+                    // Name every problem of the block at once, each at its own line.
+                    let problems = agent_problems(entry.text);
+                    if problems.is_empty() {
+                        return Err(located(error));
+                    }
+                    return Err(PromptError::FrontMatterProblems {
+                        path: path.to_owned(),
+                        count: problems.len(),
+                        src: NamedSource::new(path.display().to_string(), text.to_owned()),
+                        labels: problems
+                            .into_iter()
+                            .map(|(offset, message)| {
+                                miette::LabeledSpan::at(
+                                    (entry_offset + offset).min(text.len())
+                                        ..(entry_offset + offset + 1).min(text.len()),
+                                    message,
+                                )
+                            })
+                            .collect(),
+                    });
+                }
+            }
             continue;
         }
         let value = match serde_yaml_ng::from_str::<serde_yaml_ng::Mapping>(entry.text) {
@@ -192,6 +221,132 @@ pub(crate) fn parse(
 #[derive(Deserialize)]
 struct AgentWrapper {
     agent: AgentSection,
+}
+
+const AGENT_KEYS: [&str; 9] = [
+    "description",
+    "source",
+    "dialect",
+    "messages",
+    "literals",
+    "inputs",
+    "reasoning",
+    "contract",
+    "defaults",
+];
+
+/// Every problem of an `agent:` block that serde stops at the first of: unknown keys, values
+/// of the wrong shape, each input's own problems, missing required keys. Offsets are into the
+/// block's text.
+fn agent_problems(block: &str) -> Vec<(usize, String)> {
+    use serde_yaml_ng::Value;
+    let Ok(Value::Mapping(outer)) = serde_yaml_ng::from_str::<Value>(block) else {
+        return Vec::new();
+    };
+    let Some(Value::Mapping(agent)) = outer.get("agent") else {
+        return vec![(0, "`agent:` must be a map of settings".into())];
+    };
+    let key_offset = |key: &str| {
+        let mut offset = 0;
+        for line in block.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if line.len() - trimmed.len() == 2 && trimmed.starts_with(&format!("{key}:")) {
+                return offset + 2;
+            }
+            offset += line.len();
+        }
+        0
+    };
+    let item_offsets = || {
+        let mut offsets = Vec::new();
+        let mut inside = false;
+        let mut offset = 0;
+        for line in block.split_inclusive('\n') {
+            let indent = line.len() - line.trim_start().len();
+            if line.trim_start().starts_with("inputs:") && indent == 2 {
+                inside = true;
+            } else if inside && indent <= 2 && !line.trim().is_empty() {
+                inside = false;
+            } else if inside && line.trim_start().starts_with("- ") {
+                offsets.push(offset + indent);
+            }
+            offset += line.len();
+        }
+        offsets
+    };
+    let message = |error: serde_yaml_ng::Error| {
+        let text = error.to_string();
+        text.split(" at line ").next().unwrap_or(&text).to_owned()
+    };
+    let mut problems = Vec::new();
+    for (key, value) in agent {
+        let Some(key) = key.as_str() else { continue };
+        let at = key_offset(key);
+        let problem = match key {
+            "description" | "source" | "contract" => {
+                serde_yaml_ng::from_value::<String>(value.clone())
+                    .err()
+                    .map(message)
+            }
+            "dialect" => serde_yaml_ng::from_value::<Dialect>(value.clone())
+                .err()
+                .map(message),
+            "literals" => serde_yaml_ng::from_value::<Vec<String>>(value.clone())
+                .err()
+                .map(message),
+            "reasoning" => serde_yaml_ng::from_value::<ReasoningDecl>(value.clone())
+                .err()
+                .map(message),
+            "defaults" => serde_yaml_ng::from_value::<DefaultsDecl>(value.clone())
+                .err()
+                .map(message),
+            "messages" => None,
+            "inputs" => {
+                let Value::Sequence(items) = value else {
+                    problems.push((at, "`inputs` is a list of inputs".to_owned()));
+                    continue;
+                };
+                let offsets = item_offsets();
+                for (index, item) in items.iter().enumerate() {
+                    if let Err(error) = serde_yaml_ng::from_value::<InputDecl>(item.clone()) {
+                        let name = item.get("name").and_then(Value::as_str).unwrap_or("?");
+                        problems.push((
+                            offsets.get(index).copied().unwrap_or(at),
+                            format!("input {} (`{name}`): {}", index + 1, message(error)),
+                        ));
+                    }
+                }
+                None
+            }
+            other => {
+                let known = AGENT_KEYS.join(", ");
+                // A model parameter written at the top of the block belongs under `defaults`.
+                let candidates = AGENT_KEYS
+                    .iter()
+                    .map(|k| ((*k).to_owned(), (*k).to_owned()))
+                    .chain(
+                        ["model", "temperature", "max_tokens", "top_p", "seed"]
+                            .iter()
+                            .map(|k| ((*k).to_owned(), format!("defaults: {{ {k}: … }}"))),
+                    );
+                let near = candidates
+                    .min_by_key(|(k, _)| crate::text::edit_distance(k, other))
+                    .filter(|(k, _)| crate::text::edit_distance(k, other) <= 2)
+                    .map(|(_, shown)| format!("; did you mean `{shown}`?"))
+                    .unwrap_or_default();
+                Some(format!("unknown key `{other}` (known: {known}){near}"))
+            }
+        };
+        if let Some(problem) = problem {
+            problems.push((at, format!("`{key}`: {problem}")));
+        }
+    }
+    for required in ["dialect", "contract"] {
+        if !agent.contains_key(required) {
+            problems.push((0, format!("`agent:` needs `{required}`")));
+        }
+    }
+    problems
 }
 
 /// One top-level `key:` of the front matter, with the indented lines that belong to it.
@@ -274,11 +429,56 @@ mod tests {
         let split = split(Path::new("x.md"), text).expect("split");
         let error = parse(Path::new("x.md"), text, &split).expect_err("typo is refused");
         match error {
-            PromptError::FrontMatter { message, span, .. } => {
-                assert!(message.contains("temprature"), "{message}");
-                assert!(span.is_some());
+            PromptError::FrontMatterProblems { labels, .. } => {
+                assert_eq!(labels.len(), 1);
+                let label = labels[0].label().unwrap_or_default();
+                assert!(
+                    label.contains("temprature") && label.contains("defaults: { temperature"),
+                    "{label}"
+                );
+                assert_eq!(
+                    &text[labels[0].offset()..labels[0].offset() + 10],
+                    "temprature"
+                );
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn every_problem_of_the_agent_block_is_named_at_its_own_line() {
+        let text = "---\nagent:\n  dialect: curly\n  colour: red\n  inputs:\n    - { name: A, kind: blob }\n    - { name: B }\n    - { name: C, requird: true }\n---\nbody\n";
+        let split = split(Path::new("x.md"), text).expect("split");
+        let error = parse(Path::new("x.md"), text, &split).expect_err("refused");
+        let PromptError::FrontMatterProblems { labels, .. } = error else {
+            panic!("every problem at once: {error:?}");
+        };
+        let messages: Vec<(usize, String)> = labels
+            .iter()
+            .map(|l| {
+                (
+                    crate::text::line_of(text, l.offset()),
+                    l.label().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(messages.len(), 5, "{messages:#?}");
+        assert!(
+            messages[0].1.contains("dialect") && messages[0].0 == 3,
+            "{messages:#?}"
+        );
+        assert!(
+            messages[1].1.contains("colour") && messages[1].0 == 4,
+            "{messages:#?}"
+        );
+        assert!(
+            messages[2].1.contains("input 1") && messages[2].0 == 6,
+            "{messages:#?}"
+        );
+        assert!(
+            messages[3].1.contains("input 3") && messages[3].0 == 8,
+            "{messages:#?}"
+        );
+        assert!(messages[4].1.contains("needs `contract`"), "{messages:#?}");
     }
 }

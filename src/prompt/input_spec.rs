@@ -39,6 +39,11 @@ pub struct InputSpec {
     pub placeholder: Option<String>,
     /// For a tree: how many bytes of file content it may add to the prompt.
     pub budget_bytes: Option<u64>,
+    /// A structured value (an object or a list, given as JSON) for a template language to
+    /// walk (`{% for item in documentation %}`), rather than text.
+    pub structured: bool,
+    /// A sample value the prompt's own front matter gives, for drafting an eval case.
+    pub sample: Option<String>,
 }
 
 impl InputSpec {
@@ -56,6 +61,8 @@ impl InputSpec {
             section: None,
             placeholder: None,
             budget_bytes: None,
+            structured: false,
+            sample: None,
         }
     }
 

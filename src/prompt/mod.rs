@@ -8,10 +8,15 @@ mod argument_hint;
 mod definition;
 mod dialect;
 mod error;
+mod foreign;
 mod front_matter;
 mod input_spec;
+pub(crate) mod layout;
+pub mod picoschema;
 
 pub use definition::{ModelDefaults, Prompt, PromptDeclared};
 pub use dialect::{Dialect, Slot, SlotStyle};
 pub use error::PromptError;
+pub use foreign::{Origin, meaning_of_ignored};
 pub use input_spec::{InputKind, InputSpec};
+pub use layout::{MessagePart, PartSource};

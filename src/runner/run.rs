@@ -217,7 +217,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         reasoning: String::new(),
     };
 
-    let mut messages = vec![Message::user(rendered.text)];
+    let mut messages = rendered.messages;
     // What the budget counts: the server's usage, or an estimate where it reports none.
     let mut spent = 0;
     let mut last_attempt_tokens = 0;
