@@ -150,30 +150,36 @@ fn is_jamo(ch: char) -> bool {
 
 /// Remove invisible characters, keeping the ones a script needs where it needs them.
 fn strip_invisible(value: &str) -> (String, usize) {
-    // Every character removed here is outside ASCII.
-    if value.is_ascii() {
+    let is_invisible = |ch: char| invisible(ch).is_some();
+    // Most values hold none: they are copied whole.
+    let Some((first, _)) = find_char(value, 0, None, is_invisible) else {
         return (value.to_owned(), 0);
-    }
+    };
     let mut out = String::with_capacity(value.len());
     let mut removed = 0;
-    let mut chars = value.chars().peekable();
-    while let Some(ch) = chars.next() {
+    let mut copied = 0;
+    let mut next = Some(first);
+    while let Some(at) = next {
+        out.push_str(&value[copied..at]);
+        let mut rest = value[at..].chars();
+        let Some(ch) = rest.next() else {
+            break;
+        };
+        let following = rest.next();
         let keep = match invisible(ch) {
             None => true,
             Some(Invisible::Always) => false,
             Some(Invisible::Joiner) => {
-                out.chars().next_back().is_some_and(joinable)
-                    && chars.peek().is_some_and(|&next| joinable(next))
+                out.chars().next_back().is_some_and(joinable) && following.is_some_and(joinable)
             }
             Some(Invisible::Selector) => match out.chars().next_back() {
                 // One selector per base: a base already followed by one is no base.
                 Some(base) if !base.is_ascii() => invisible(base).is_none(),
-                Some('0'..='9' | '#' | '*') => chars.peek() == Some(&'\u{20e3}'),
+                Some('0'..='9' | '#' | '*') => following == Some('\u{20e3}'),
                 _ => false,
             },
             Some(Invisible::JamoFiller) => {
-                out.chars().next_back().is_some_and(is_jamo)
-                    || chars.peek().is_some_and(|&next| is_jamo(next))
+                out.chars().next_back().is_some_and(is_jamo) || following.is_some_and(is_jamo)
             }
         };
         if keep {
@@ -181,8 +187,56 @@ fn strip_invisible(value: &str) -> (String, usize) {
         } else {
             removed += 1;
         }
+        copied = at + ch.len_utf8();
+        next = find_char(value, copied, None, is_invisible).map(|(index, _)| index);
     }
+    out.push_str(&value[copied..]);
     (out, removed)
+}
+
+/// How many bytes [`find_char`] checks for ASCII at once.
+const ASCII_RUN: usize = 64;
+
+/// The first character at or after byte `from` (a character boundary) that is the ASCII
+/// byte `ascii` or a non-ASCII character `wanted` accepts. Runs of ASCII are skipped a block
+/// at a time, so the guard costs prose little more than a copy.
+fn find_char(
+    value: &str,
+    from: usize,
+    ascii: Option<u8>,
+    wanted: impl Fn(char) -> bool,
+) -> Option<(usize, char)> {
+    let bytes = value.as_bytes();
+    let mut at = from;
+    'blocks: while at < bytes.len() {
+        let end = (at + ASCII_RUN).min(bytes.len());
+        let block = &bytes[at..end];
+        if block.is_ascii() {
+            if let Some(found) = ascii.and_then(|byte| memchr::memchr(byte, block)) {
+                return Some((at + found, char::from(block[found])));
+            }
+            // The block ends on a character boundary: every byte in it is a whole character.
+            at = end;
+            continue;
+        }
+        for (offset, ch) in value.get(at..)?.char_indices() {
+            let index = at + offset;
+            if index >= end {
+                at = index;
+                continue 'blocks;
+            }
+            let hit = if ch.is_ascii() {
+                ascii.is_some_and(|byte| u32::from(byte) == u32::from(ch))
+            } else {
+                wanted(ch)
+            };
+            if hit {
+                return Some((index, ch));
+            }
+        }
+        return None;
+    }
+    None
 }
 
 /// The characters read as `<`: the ASCII one, its full-width and small forms, and brackets
@@ -229,18 +283,6 @@ fn is_slash(ch: char) -> bool {
             | '\u{2571}' // box drawing diagonal
     )
 }
-
-/// The first byte of each character [`opens`] accepts, so a scan can skip the rest.
-const OPENING_LEAD_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b'<' as usize] = true;
-    table[0xcb] = true;
-    table[0xe1] = true;
-    table[0xe2] = true;
-    table[0xe3] = true;
-    table[0xef] = true;
-    table
-};
 
 /// Spacing inside a tag: any Unicode space or line break, control characters, the Braille
 /// blank, and invisible characters a script kept.
@@ -355,18 +397,7 @@ fn escape_tags(value: &str, tags: &BTreeSet<String>) -> (String, Vec<String>) {
 
 /// Where the next character read as `<` starts, at or after byte `from`.
 fn next_opening(value: &str, from: usize) -> Option<usize> {
-    let bytes = value.as_bytes();
-    let mut at = from;
-    loop {
-        at += bytes
-            .get(at..)?
-            .iter()
-            .position(|&b| OPENING_LEAD_BYTES[usize::from(b)])?;
-        if bytes[at] == b'<' || value[at..].chars().next().is_some_and(opens) {
-            return Some(at);
-        }
-        at += 1;
-    }
+    find_char(value, from, Some(b'<'), opens).map(|(index, _)| index)
 }
 
 /// If a structural tag's name follows its opening bracket (ending at byte `at`), where its
@@ -465,6 +496,31 @@ mod tests {
                 "＜\u{3000}／ｐｒｏｊｅｃｔ＿ｒｅｑｕｅｓｔ＞"
             ]
         );
+    }
+
+    #[test]
+    fn characters_are_found_across_ascii_blocks() {
+        // A character straddling a block boundary, and finds far past it.
+        let padding = "a".repeat(ASCII_RUN - 1);
+        let value = format!("{padding}é{padding}{padding}\u{200b}x<project_request>");
+        let guarded = guard(&value, &tags());
+        assert_eq!(
+            guarded.text,
+            format!("{padding}é{padding}{padding}x&lt;project_request&gt;")
+        );
+        assert_eq!(guarded.removed_invisible, 1);
+        for at in [0, 1, ASCII_RUN - 1, ASCII_RUN, ASCII_RUN + 1] {
+            let value = format!("{}＜project_request＞ {}", "b".repeat(at), "c".repeat(200));
+            assert_eq!(
+                guard(&value, &tags()).text,
+                format!(
+                    "{}&lt;project_request&gt; {}",
+                    "b".repeat(at),
+                    "c".repeat(200)
+                )
+            );
+        }
+        assert_eq!(find_char("ab", 2, Some(b'<'), opens), None);
     }
 
     #[test]
