@@ -254,3 +254,116 @@ async fn a_client_lists_the_agents_as_tools_and_calls_them() {
         let _ = std::fs::remove_dir_all(folder);
     }
 }
+
+/// Start `agent mcp` with `extra` flags against `model`, and run `exchange` with a client.
+async fn with_server<F, T>(model: &MockServer, extra: &[&str], exchange: F) -> T
+where
+    F: AsyncFnOnce(&rmcp::service::RunningService<rmcp::RoleClient, ()>) -> T,
+{
+    let mut command = common::agent();
+    command
+        .args([
+            "mcp",
+            "--base-url",
+            &format!("{}/v1", model.uri()),
+            "--model",
+            "test-model",
+        ])
+        .args(extra)
+        .env("AGENT_TEST_NO_RETRY_DELAY", "1")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("AGENT_MODEL")
+        .env_remove("AGENT_PROFILE");
+    let transport =
+        TokioChildProcess::new(tokio::process::Command::from(command)).expect("agent mcp starts");
+    let run = async {
+        let client = ().serve(transport).await.expect("the handshake succeeds");
+        let value = exchange(&client).await;
+        client.cancel().await.expect("the client closes");
+        value
+    };
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the exchange finishes")
+}
+
+/// Call release-plan with `arguments`; the failure text (every such call fails before the
+/// model, as the other inputs are missing or the arguments refused).
+async fn release_plan_failure(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    arguments: Value,
+) -> String {
+    let result = client
+        .call_tool(
+            CallToolRequestParams::new("release-plan").with_arguments(self::arguments(arguments)),
+        )
+        .await
+        .expect("tools/call");
+    assert_eq!(result.is_error, Some(true), "{}", text(&result));
+    text(&result)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mcp_tree_inputs_read_any_path() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds 127.0.0.1");
+    let model = MockServer::builder().listener(listener).start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok("never asked"))
+        .expect(0)
+        .mount(&model)
+        .await;
+    let outside = tempfile::tempdir().expect("temp dir");
+    std::fs::write(outside.path().join("main.ts"), "export const secret = 1;\n").expect("write");
+    let outside_path = outside.path().display().to_string();
+    let failures = with_server(&model, &[], async |client| {
+        let mut failures = Vec::new();
+        for code in [outside_path.as_str(), "../outside"] {
+            failures.push(
+                release_plan_failure(
+                    client,
+                    json!({"EXISTING_CODE": code, "PROJECT_REQUEST": "x"}),
+                )
+                .await,
+            );
+        }
+        failures.push(
+            release_plan_failure(
+                client,
+                json!({"EXISTING_CODE": "src", "PROJECT_REQUEST": "x".repeat(2_000_000)}),
+            )
+            .await,
+        );
+        failures
+    })
+    .await;
+    for outside in &failures[..2] {
+        assert!(
+            outside.contains("argument `EXISTING_CODE`")
+                && outside.contains("outside the project directory and the allowed roots"),
+            "{outside}"
+        );
+    }
+    assert!(
+        failures[2].contains("`PROJECT_REQUEST`") && failures[2].contains("over the 1.0 MB limit"),
+        "{}",
+        failures[2]
+    );
+
+    // `--allow-root` lets a tree argument name a directory outside the project.
+    let allow = outside.path().display().to_string();
+    let failure = with_server(&model, &["--allow-root", &allow], async |client| {
+        release_plan_failure(
+            client,
+            json!({"EXISTING_CODE": outside_path, "PROJECT_REQUEST": "x"}),
+        )
+        .await
+    })
+    .await;
+    assert!(
+        failure.contains("missing required input `PROJECT_RULES`")
+            && !failure.contains("EXISTING_CODE"),
+        "only the missing inputs are named: {failure}"
+    );
+    model.verify().await;
+}

@@ -1,5 +1,6 @@
 //! `agent mcp`: serve the agents as Model Context Protocol tools over stdio.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
@@ -26,9 +27,13 @@ pub struct McpArgs {
     /// Attempts, token budget, response format, for each call.
     #[command(flatten)]
     pub run: RunOptionArgs,
-    /// The largest file one input may be read from, in bytes.
+    /// The largest file one input may be read from, and the largest text argument, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 1_000_000)]
     pub max_input_bytes: u64,
+    /// A directory a tree argument may also name (the project directory always may); repeat
+    /// for more. Paths are compared with every link resolved.
+    #[arg(long = "allow-root", value_name = "DIR")]
+    pub allow_roots: Vec<PathBuf>,
 }
 
 pub(crate) async fn run(project: &Project, args: &McpArgs) -> Result<Status, Error> {
@@ -76,6 +81,7 @@ pub(crate) async fn run(project: &Project, args: &McpArgs) -> Result<Status, Err
         .collect::<Result<Vec<_>, _>>()?;
     let server = AgentServer::new(
         project.root.clone(),
+        &args.allow_roots,
         agents,
         client,
         args.run.options(),

@@ -67,6 +67,22 @@ pub enum InputProblem {
         /// The file.
         path: PathBuf,
     },
+    /// A value holds a NUL byte, which no text input may.
+    Nul {
+        /// Where the value came from.
+        from: String,
+        /// Byte offset of the first NUL.
+        offset: usize,
+    },
+    /// A value given as text is over the size limit of one input.
+    ValueTooLarge {
+        /// Where the value came from.
+        from: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A file is over the size limit.
     TooLarge {
         /// The file.
@@ -148,6 +164,16 @@ impl fmt::Display for InputProblem {
             InputProblem::Binary { path } => {
                 write!(f, "`{}` is a binary file, not text", path.display())
             }
+            InputProblem::Nul { from, offset } => write!(
+                f,
+                "{from} holds a NUL byte (at byte {offset}); a text input cannot"
+            ),
+            InputProblem::ValueTooLarge { from, size, limit } => write!(
+                f,
+                "{from} is {}, over the {} limit for one input",
+                crate::text::bytes(*size),
+                crate::text::bytes(*limit)
+            ),
             InputProblem::TooLarge { path, size, limit } => write!(
                 f,
                 "`{}` is {}, over the {} limit for one input file",

@@ -2,14 +2,16 @@
 //!
 //! Precedence, lowest first: files in the inputs directory, variables files, stdin JSON,
 //! `--var` flags. Two sources at the same level binding one input is an error; a higher
-//! level overriding a lower one is logged at debug level.
+//! level overriding a lower one is logged at debug level. Every source is held to the same
+//! rules: no NUL byte in any value, no value given as text over the size limit of one file,
+//! no pipe, socket or device read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::error::{InputProblem, InputsError};
 use super::read;
-use super::tree::{Omission, walk_tree};
+use super::tree::{Omission, one_line, walk_tree};
 use super::values::{InputValue, Inputs, Origin};
 use super::vars_file;
 use crate::prompt::{InputKind, InputSpec, Prompt};
@@ -298,12 +300,13 @@ impl<'a> State<'a> {
             return;
         }
         // A pipe would block the read until something writes to it; a device or socket is
-        // no input either. (`--var NAME=@path` may still name a pipe on purpose.)
-        if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir()) {
-            self.problems.push(InputProblem::Unreadable {
-                path: path.to_owned(),
-                message: "not a regular file (a pipe, socket or device)".into(),
-            });
+        // no input either. Refused here even when it binds nothing, so that no stray pipe
+        // passes unnoticed; `read_text` refuses it for every other source.
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_file()
+            && !meta.is_dir()
+        {
+            self.problems.push(read::not_a_file(path, &meta));
             self.refused.extend(spec.map(|spec| spec.name));
             return;
         }
@@ -350,7 +353,7 @@ impl<'a> State<'a> {
                         .omitted
                         .iter()
                         .filter(|o| o.reason.is_notable())
-                        .map(|o| format!("`{}` ({})", o.path, o.reason.describe()))
+                        .map(|o| format!("`{}` ({})", one_line(&o.path), o.reason.describe()))
                         .collect();
                     if !notable.is_empty() {
                         let shown = notable.len().min(5);
@@ -369,7 +372,7 @@ impl<'a> State<'a> {
                         ));
                     }
                     for omission in &tree.omitted {
-                        tracing::debug!(input = %spec.name, path = %omission.path, reason = ?omission.reason, "left out of the tree");
+                        tracing::debug!(input = %spec.name, path = %one_line(&omission.path), reason = ?omission.reason, "left out of the tree");
                     }
                     let origin = Origin::Tree {
                         path: path.to_owned(),
@@ -465,6 +468,16 @@ impl<'a> State<'a> {
         let Some(spec) = self.flag_spec(name) else {
             return;
         };
+        // Text given in place is held to the limit of the file it could have been read from.
+        if text.len() as u64 > self.limits.max_file_bytes {
+            self.problems.push(InputProblem::ValueTooLarge {
+                from: described.to_owned(),
+                size: text.len() as u64,
+                limit: self.limits.max_file_bytes,
+            });
+            self.refused.insert(spec.name.clone());
+            return;
+        }
         let value = InputValue {
             text: text.to_owned(),
             origin: Origin::Flag,
@@ -491,6 +504,16 @@ impl<'a> State<'a> {
 
     fn bind(&mut self, spec: &InputSpec, value: InputValue, level: Level, described: String) {
         tracing::debug!(input = %spec.name, from = %described, bytes = value.text.len(), "bound");
+        // A NUL cuts the text wherever it meets C, and no prompt needs one; files are refused
+        // for it as they are read, values from every other source here.
+        if let Some(offset) = memchr::memchr(0, value.text.as_bytes()) {
+            self.problems.push(InputProblem::Nul {
+                from: described,
+                offset,
+            });
+            self.refused.insert(spec.name.clone());
+            return;
+        }
         match self.values.get(&spec.name) {
             Some(existing) if existing.level == level && level != Level::Flag => {
                 self.problems.push(InputProblem::Ambiguous {

@@ -10,5 +10,5 @@ pub(crate) mod vars_file;
 
 pub use error::{InputProblem, InputsError};
 pub use gather::{DirLayer, Gathered, Limits, Sources, gather, gather_over, read_dir_layer};
-pub use tree::{Omission, OmitReason, Tree, walk_tree};
+pub use tree::{Omission, OmitReason, SecretKind, Tree, walk_tree};
 pub use values::{InputValue, Inputs, Origin};

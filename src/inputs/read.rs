@@ -1,4 +1,4 @@
-//! Reading one input file safely: size first, then bytes, then text.
+//! Reading one input file safely: kind and size first, then bytes, then text.
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -8,13 +8,19 @@ use super::error::InputProblem;
 /// Binary files almost always hold a NUL byte near their start; text never does.
 const SNIFF_BYTES: usize = 8 * 1024;
 
-/// Read `path` as UTF-8 text of at most `limit` bytes. The size is checked before reading,
-/// so a 50 MB file costs a `stat`, not 50 MB of memory. A leading byte-order mark is dropped.
+/// Read `path` as UTF-8 text of at most `limit` bytes. The kind and size are checked before
+/// reading: a pipe, socket or device is refused without being opened (opening a pipe blocks
+/// until something writes to it), and a 50 MB file costs a `stat`, not 50 MB of memory. A
+/// leading byte-order mark is dropped.
 pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, InputProblem> {
     let unreadable = |error: std::io::Error| InputProblem::Unreadable {
         path: path.to_owned(),
         message: error.to_string(),
     };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(not_a_file(path, &meta));
+    }
     let file = std::fs::File::open(path).map_err(unreadable)?;
     let size = file.metadata().map_err(unreadable)?.len();
     if size > limit {
@@ -39,11 +45,31 @@ pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, InputProblem>
     decode(path, bytes)
 }
 
-/// Bytes to text, refusing binary data and invalid UTF-8.
+/// Why `path`, which is no regular file, cannot be read.
+pub(crate) fn not_a_file(path: &Path, meta: &std::fs::Metadata) -> InputProblem {
+    InputProblem::Unreadable {
+        path: path.to_owned(),
+        message: if meta.is_dir() {
+            "a directory, not a file".into()
+        } else {
+            "not a regular file (a pipe, socket or device)".into()
+        },
+    }
+}
+
+/// Bytes to text, refusing binary data, a NUL byte anywhere and invalid UTF-8.
 pub(crate) fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, InputProblem> {
     if bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) {
         return Err(InputProblem::Binary {
             path: path.to_owned(),
+        });
+    }
+    // Text past the sniffed start may still hide a NUL, which cuts a C string and is no
+    // character of any prompt.
+    if let Some(offset) = memchr::memchr(0, &bytes) {
+        return Err(InputProblem::Nul {
+            from: format!("`{}`", path.display()),
+            offset,
         });
     }
     match String::from_utf8(bytes) {
@@ -109,6 +135,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_nul_byte_past_the_sniffed_start_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("notes.md");
+        let mut text = vec![b'x'; SNIFF_BYTES + 10];
+        text.push(0);
+        std::fs::write(&path, text).expect("write");
+        assert!(matches!(
+            read_text(&path, 100_000),
+            Err(InputProblem::Nul { offset, .. }) if offset == SNIFF_BYTES + 10
+        ));
+    }
+
+    #[test]
+    fn a_directory_is_not_read_as_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let problem = read_text(dir.path(), 100).expect_err("refused");
+        assert!(problem.to_string().contains("a directory"), "{problem}");
     }
 
     #[test]

@@ -1,13 +1,20 @@
 //! A source tree as one input: every text file headed by its relative path, within a budget.
 //!
-//! The walk honours `.gitignore` (also outside a git checkout), skips `.git`, binaries and
-//! files that may hold secrets, and never follows links. Files are taken shallowest first,
-//! then by path, so top-level build and deployment files (`Dockerfile`, `package.json`)
-//! make it in before deep sources when the budget runs short. What is left out is listed at
-//! the end of the text and returned, so nobody mistakes a partial tree for the whole.
+//! The walk honours `.gitignore` (also outside a git checkout) and, inside a git checkout,
+//! the checkout's own ignore rules above the tree and `.git/info/exclude`; it skips `.git`,
+//! binaries, pipes, sockets and devices, and credentials, and never follows links.
+//! Credentials are known by name (`.env`, `id_ed25519`, `.aws/credentials`, `*.tfvars`, …)
+//! and by content (a private-key header, an AWS key, a cloud service-account key, an API
+//! token). Files are taken shallowest first, then by path, so top-level build and deployment
+//! files (`Dockerfile`, `package.json`) make it in before deep sources when the budget runs
+//! short. What is left out is listed at the end of the text with the reason, and returned,
+//! so nobody mistakes a partial tree for the whole. A path is written into the text on one
+//! line whatever its name holds: control characters and line separators are escaped.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use serde::Serialize;
 
@@ -40,7 +47,7 @@ pub struct Omission {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OmitReason {
-    /// Binary content.
+    /// Binary content, or a NUL byte anywhere.
     Binary,
     /// Not UTF-8.
     NotUtf8,
@@ -48,12 +55,47 @@ pub enum OmitReason {
     TooLarge(u64),
     /// Would overrun the tree's budget (its size).
     OverBudget(u64),
-    /// Named like a file that holds secrets (`.env`, `*.pem`).
+    /// Named like a file that holds credentials (`.env`, `*.pem`, `.aws/credentials`).
     MayHoldSecrets,
+    /// Holds a credential, found by its content.
+    HoldsSecret(SecretKind),
     /// A link inside the tree; its target is walked in its own place.
     Link,
+    /// A pipe, socket or device: no source, and a pipe would block the read.
+    NotAFile,
     /// Could not be read.
     Unreadable,
+}
+
+/// A credential found in a file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretKind {
+    /// A PEM, OpenSSH, PuTTY or PGP private key.
+    PrivateKey,
+    /// An AWS access key id (`AKIA…`, `ASIA…`).
+    AwsAccessKeyId,
+    /// An AWS secret access key.
+    AwsSecretKey,
+    /// A cloud service-account key file (GCP's `"type": "service_account"`).
+    ServiceAccountKey,
+    /// An Azure storage account key.
+    AzureAccountKey,
+    /// A token of a known service (GitHub, GitLab, Slack, Stripe, Google API).
+    ApiToken,
+}
+
+impl SecretKind {
+    fn describe(self) -> &'static str {
+        match self {
+            SecretKind::PrivateKey => "a private key",
+            SecretKind::AwsAccessKeyId => "an AWS access key id",
+            SecretKind::AwsSecretKey => "an AWS secret access key",
+            SecretKind::ServiceAccountKey => "a cloud service-account key",
+            SecretKind::AzureAccountKey => "an Azure account key",
+            SecretKind::ApiToken => "an API token",
+        }
+    }
 }
 
 impl OmitReason {
@@ -80,10 +122,20 @@ impl OmitReason {
                 format!("{}, over the budget", crate::text::bytes(*size))
             }
             OmitReason::MayHoldSecrets => "may hold secrets".into(),
+            OmitReason::HoldsSecret(kind) => format!("holds {}", kind.describe()),
             OmitReason::Link => "a link".into(),
+            OmitReason::NotAFile => "not a regular file (a pipe, socket or device)".into(),
             OmitReason::Unreadable => "unreadable".into(),
         }
     }
+}
+
+/// What kind of entry a walk met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    File,
+    Link,
+    Special,
 }
 
 /// Walk `root`, keeping at most `budget` bytes of content and `max_file` bytes per file.
@@ -95,15 +147,22 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
             message: error.to_string(),
         }]
     })?;
-    let mut entries: Vec<(usize, String, PathBuf, bool)> = Vec::new();
+    // Inside a git checkout, the checkout's ignore rules apply as git applies them: the
+    // `.gitignore` files from its top down to the tree, and `.git/info/exclude`. Outside
+    // one, only the `.gitignore` files within the tree, so that no stray file above it
+    // (in a home or temporary directory) decides what the model sees.
+    let in_checkout = canonical_root
+        .ancestors()
+        .any(|dir| dir.join(".git").exists());
+    let mut entries: Vec<(usize, String, PathBuf, Entry)> = Vec::new();
     let mut problems = Vec::new();
     let walker = ignore::WalkBuilder::new(root)
         .hidden(false)
         .git_ignore(true)
         .git_global(false)
-        .git_exclude(false)
-        .require_git(false)
-        .parents(false)
+        .git_exclude(true)
+        .require_git(in_checkout)
+        .parents(in_checkout)
         .follow_links(false)
         .filter_entry(|entry| entry.file_name() != ".git")
         .build();
@@ -121,18 +180,17 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
         let Some(file_type) = entry.file_type() else {
             continue;
         };
-        // Directories are walked; pipes, sockets and devices are no source (and a pipe would
-        // block the read).
-        if file_type.is_dir() || !(file_type.is_file() || file_type.is_symlink()) {
+        let kind = if file_type.is_dir() {
             continue;
-        }
+        } else if file_type.is_file() {
+            Entry::File
+        } else if file_type.is_symlink() {
+            Entry::Link
+        } else {
+            Entry::Special
+        };
         let relative = relative_path(root, entry.path());
-        entries.push((
-            entry.depth(),
-            relative,
-            entry.path().to_owned(),
-            file_type.is_symlink(),
-        ));
+        entries.push((entry.depth(), relative, entry.path().to_owned(), kind));
     }
     entries.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
 
@@ -143,20 +201,28 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
         bytes: 0,
         omitted: Vec::new(),
     };
-    for (_, relative, path, is_link) in entries {
+    for (_, relative, path, kind) in entries {
         let omit = |tree: &mut Tree, reason| {
             tree.omitted.push(Omission {
                 path: relative.clone(),
                 reason,
             });
         };
-        if is_link {
-            match read::link_escaping(&path, &canonical_root) {
-                Ok(Some(target)) => problems.push(InputProblem::LinkEscapes { path, target }),
-                Ok(None) => omit(&mut tree, OmitReason::Link),
-                Err(problem) => problems.push(problem),
+        match kind {
+            Entry::Link => {
+                match read::link_escaping(&path, &canonical_root) {
+                    Ok(Some(target)) => problems.push(InputProblem::LinkEscapes { path, target }),
+                    Ok(None) => omit(&mut tree, OmitReason::Link),
+                    Err(problem) => problems.push(problem),
+                }
+                continue;
             }
-            continue;
+            // Pipes, sockets and devices are no source, and a pipe would block the read.
+            Entry::Special => {
+                omit(&mut tree, OmitReason::NotAFile);
+                continue;
+            }
+            Entry::File => {}
         }
         if may_hold_secrets(&relative) {
             omit(&mut tree, OmitReason::MayHoldSecrets);
@@ -173,7 +239,7 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
         }
         let content = match read::read_text(&path, max_file) {
             Ok(content) => content,
-            Err(InputProblem::Binary { .. }) => {
+            Err(InputProblem::Binary { .. } | InputProblem::Nul { .. }) => {
                 omit(&mut tree, OmitReason::Binary);
                 continue;
             }
@@ -186,6 +252,10 @@ pub fn walk_tree(root: &Path, budget: u64, max_file: u64) -> Result<Tree, Vec<In
                 continue;
             }
         };
+        if let Some(kind) = secret_in(&content) {
+            omit(&mut tree, OmitReason::HoldsSecret(kind));
+            continue;
+        }
         tree.files += 1;
         tree.bytes += content.len() as u64;
         push_file(&mut body, &relative, &content);
@@ -227,7 +297,12 @@ fn summary(tree: &Tree, budget: u64) -> String {
 
 fn push_file(body: &mut String, relative: &str, content: &str) {
     let fence = "`".repeat(longest_backtick_run(content).max(2) + 1);
-    let _ = write!(body, "\n### `{relative}`\n{fence}{}\n", language(relative));
+    let _ = write!(
+        body,
+        "\n### {}\n{fence}{}\n",
+        code_span(relative),
+        language(relative)
+    );
     body.push_str(content);
     if !content.ends_with('\n') {
         body.push('\n');
@@ -243,12 +318,48 @@ fn omissions(omitted: &[Omission]) -> String {
     for omission in omitted {
         let _ = writeln!(
             text,
-            "- `{}`: {}",
-            omission.path,
+            "- {}: {}",
+            code_span(&omission.path),
             omission.reason.describe()
         );
     }
     text
+}
+
+/// `path` as an inline code span on one line: escaped by [`one_line`], between backtick runs
+/// longer than any inside it.
+fn code_span(path: &str) -> String {
+    let line = one_line(path);
+    let ticks = "`".repeat(longest_backtick_run(&line) + 1);
+    let pad = if line.starts_with('`') || line.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{line}{pad}{ticks}")
+}
+
+/// `text` on one line: control characters (`\n`, `\r`, `\t`, U+0085 …) and the line and
+/// paragraph separators written as escapes, so a file name cannot start a line of its own
+/// in a prompt (a heading at column 0) or in a terminal.
+pub(crate) fn one_line(text: &str) -> Cow<'_, str> {
+    let breaks = |ch: char| ch.is_control() || matches!(ch, '\u{2028}' | '\u{2029}');
+    if !text.chars().any(breaks) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            ch if breaks(ch) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(ch));
+            }
+            ch => out.push(ch),
+        }
+    }
+    Cow::Owned(out)
 }
 
 fn longest_backtick_run(text: &str) -> usize {
@@ -304,28 +415,106 @@ fn language(path: &str) -> &'static str {
     }
 }
 
-/// File names that conventionally hold credentials; a release plan never needs their values.
+/// Files named as credentials are conventionally named; a release plan never needs their
+/// values. `relative` is the path in the tree, with `/` separators.
 fn may_hold_secrets(relative: &str) -> bool {
-    let name = relative
-        .rsplit('/')
-        .next()
-        .unwrap_or(relative)
-        .to_ascii_lowercase();
-    let example = [".example", ".sample", ".template", ".dist"]
+    let lower = relative.to_ascii_lowercase();
+    let mut parts = lower.rsplit('/');
+    let name = parts.next().unwrap_or_default();
+    let parent = parts.next().unwrap_or_default();
+    // A template of a credentials file holds names, not values.
+    if [".example", ".sample", ".template", ".dist"]
         .iter()
-        .any(|suffix| name.ends_with(suffix));
-    (name == ".env" || name.starts_with(".env.")) && !example
-        || name.starts_with("id_rsa")
-        || name.starts_with("id_ed25519")
-        || [".pem", ".key", ".p12", ".pfx", ".jks", ".keystore"]
-            .iter()
-            .any(|suffix| name.ends_with(suffix))
+        .any(|suffix| name.ends_with(suffix))
+    {
+        return false;
+    }
+    let stem_is = |stem: &str| name == stem || name.starts_with(&format!("{stem}."));
+    // SSH keys under their default names, whatever the algorithm (`id_ed25519_sk`), except
+    // the public half.
+    let ssh_key = ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_xmss"]
+        .iter()
+        .any(|key| name.starts_with(key))
+        && !name.ends_with(".pub");
+    ssh_key
+        || stem_is(".env")
+        || stem_is("secrets")
+        || stem_is("credentials")
+        || stem_is("service-account")
+        || stem_is("service_account")
+        || [
+            ".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".ppk", ".tfvars", ".tfvars.json",
+            ".tfstate", ".tfstate.backup", ".kdbx", ".ovpn",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix))
         || matches!(
-            name.as_str(),
-            ".npmrc" | ".pypirc" | ".netrc" | "credentials.json"
+            name,
+            ".npmrc"
+                | ".pypirc"
+                | ".netrc"
+                | "_netrc"
+                | ".git-credentials"
+                | ".pgpass"
+                | ".vault-token"
+                | ".htpasswd"
+                | ".my.cnf"
+                | ".s3cfg"
+                | ".boto"
+                | ".dockercfg"
+                | "credentials.json"
+                | "client_secret.json"
         )
-        // Kamal's `.kamal/secrets`, Rails' `secrets.yml`, and their kin.
-        || ((name == "secrets" || name.starts_with("secrets.")) && !example)
+        || name.starts_with("client_secret") && name.ends_with(".json")
+        || name.ends_with("-service-account.json")
+        || name.ends_with("_service_account.json")
+        // Directories whose files are credentials by convention.
+        || (parent == ".docker" && name == "config.json")
+        || (parent == ".kube" && name == "config")
+        || (parent == ".aws" && name == "config")
+        || (parent == ".ssh" && name != "config" && !name.ends_with(".pub"))
+        || (parent == ".gnupg")
+}
+
+/// The credential `content` holds, if any: files named otherwise (a `deploy_key`, a key in a
+/// settings file) are known by what is in them.
+fn secret_in(content: &str) -> Option<SecretKind> {
+    static PATTERNS: LazyLock<(regex::RegexSet, Vec<SecretKind>)> = LazyLock::new(|| {
+        let patterns = [
+            (
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|PuTTY-User-Key-File-",
+                SecretKind::PrivateKey,
+            ),
+            (
+                r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
+                SecretKind::AwsAccessKeyId,
+            ),
+            (
+                r#"(?i)aws_?secret_?(?:access_?)?key["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}\b"#,
+                SecretKind::AwsSecretKey,
+            ),
+            (
+                r#""type"\s*:\s*"service_account"|"private_key"\s*:\s*""#,
+                SecretKind::ServiceAccountKey,
+            ),
+            (
+                r"AccountKey=[A-Za-z0-9+/]{40,}={0,2}",
+                SecretKind::AzureAccountKey,
+            ),
+            (
+                r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{40,}|glpat-[A-Za-z0-9_-]{20}|xox[abposr]-[A-Za-z0-9-]{10,}|[sr]k_live_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35})",
+                SecretKind::ApiToken,
+            ),
+        ];
+        let set = regex::RegexSet::new(patterns.iter().map(|(pattern, _)| pattern))
+            .expect("the credential patterns are valid regular expressions");
+        (set, patterns.iter().map(|(_, kind)| *kind).collect())
+    });
+    let (set, kinds) = &*PATTERNS;
+    set.matches(content)
+        .iter()
+        .next()
+        .and_then(|index| kinds.get(index).copied())
 }
 
 #[cfg(test)]
@@ -416,6 +605,177 @@ mod tests {
             "{}",
             tree.text
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_sockets_and_devices_skipped_in_a_tree_are_listed_as_left_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write(dir.path(), "main.rs", b"fn main() {}\n");
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("queue"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let _socket = std::os::unix::net::UnixListener::bind(dir.path().join("agent.sock"))
+            .expect("binds a socket");
+        let tree = walk_tree(dir.path(), 10_000, 10_000).expect("walks");
+        assert_eq!(tree.files, 1);
+        let omitted: Vec<_> = tree
+            .omitted
+            .iter()
+            .map(|o| (o.path.as_str(), &o.reason))
+            .collect();
+        assert_eq!(
+            omitted,
+            [
+                ("agent.sock", &OmitReason::NotAFile),
+                ("queue", &OmitReason::NotAFile)
+            ]
+        );
+        assert!(
+            tree.text
+                .contains("- `queue`: not a regular file (a pipe, socket or device)\n"),
+            "{}",
+            tree.text
+        );
+    }
+
+    #[test]
+    fn credential_files_are_known_by_name() {
+        for path in [
+            ".env",
+            ".env.production",
+            "id_rsa",
+            "id_dsa",
+            "id_ecdsa",
+            "id_ed25519",
+            "id_ed25519_sk",
+            "home/.ssh/deploy",
+            ".aws/credentials",
+            ".aws/config",
+            "credentials",
+            ".gem/credentials",
+            ".cargo/credentials.toml",
+            ".git-credentials",
+            ".docker/config.json",
+            ".kube/config",
+            ".pgpass",
+            ".vault-token",
+            "infra/terraform.tfstate",
+            "infra/terraform.tfstate.backup",
+            "infra/prod.tfvars",
+            "infra/prod.auto.tfvars.json",
+            "service-account.json",
+            "keys/ci-service-account.json",
+            "client_secret_123.apps.googleusercontent.com.json",
+            ".htpasswd",
+            ".netrc",
+            "tls/server.KEY",
+            ".kamal/secrets",
+        ] {
+            assert!(may_hold_secrets(path), "{path} is a credentials file");
+        }
+        for path in [
+            ".env.example",
+            "secrets.yml.sample",
+            "infra/prod.tfvars.example",
+            "id_rsa.pub",
+            ".ssh/id_ed25519.pub",
+            ".ssh/config",
+            "config",
+            "config/deploy.yml",
+            "kube/config",
+            "src/config.json",
+            "docs/credentials-rotation.md",
+            "README.md",
+        ] {
+            assert!(!may_hold_secrets(path), "{path} is no credentials file");
+        }
+    }
+
+    #[test]
+    fn credentials_are_known_by_content() {
+        for (content, kind) in [
+            (
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n",
+                SecretKind::PrivateKey,
+            ),
+            ("-----BEGIN RSA PRIVATE KEY-----", SecretKind::PrivateKey),
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+                SecretKind::PrivateKey,
+            ),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----",
+                SecretKind::PrivateKey,
+            ),
+            ("PuTTY-User-Key-File-3: ssh-ed25519", SecretKind::PrivateKey),
+            ("key = \"AKIAIOSFODNN7EXAMPLE\"", SecretKind::AwsAccessKeyId),
+            (
+                "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                SecretKind::AwsSecretKey,
+            ),
+            (
+                "{\n  \"type\": \"service_account\",\n  \"project_id\": \"p\"\n}",
+                SecretKind::ServiceAccountKey,
+            ),
+            (
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4==",
+                SecretKind::AzureAccountKey,
+            ),
+            (
+                "token: ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+                SecretKind::ApiToken,
+            ),
+            ("STRIPE=sk_live_abcdefghijklmnop1234", SecretKind::ApiToken),
+        ] {
+            assert_eq!(secret_in(content), Some(kind), "{content}");
+        }
+        for content in [
+            "data \"aws_secretsmanager_secret\" \"database_url\" {}",
+            "service_account = google_service_account.api.email",
+            "-----BEGIN PUBLIC KEY-----\n-----BEGIN CERTIFICATE-----",
+            "AKIA is the prefix of an AWS access key id",
+            "fn main() { println!(\"hello\"); }",
+        ] {
+            assert_eq!(secret_in(content), None, "{content}");
+        }
+    }
+
+    #[test]
+    fn a_nul_byte_after_the_sniffed_start_leaves_a_file_out_as_binary() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut content = vec![b'x'; 9_000];
+        content.push(0);
+        write(dir.path(), "data.txt", &content);
+        let tree = walk_tree(dir.path(), 100_000, 100_000).expect("walks");
+        assert_eq!(tree.files, 0);
+        assert_eq!(tree.omitted[0].reason, OmitReason::Binary);
+    }
+
+    #[test]
+    fn files_excluded_by_git_info_exclude_are_left_out() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write(dir.path(), ".git/info/exclude", b"notes/\n*.local\n");
+        write(dir.path(), "notes/private.md", b"mine");
+        write(dir.path(), "settings.local", b"mine");
+        write(dir.path(), "main.rs", b"fn main() {}\n");
+        let tree = walk_tree(dir.path(), 10_000, 10_000).expect("walks");
+        assert_eq!(tree.files, 1, "{}", tree.text);
+        assert!(!tree.text.contains("mine"), "{}", tree.text);
+    }
+
+    #[test]
+    fn a_path_is_written_on_one_line() {
+        assert_eq!(
+            one_line("a\n\n# X\r\t\u{b}\u{85}\u{2028}\u{2029}.md"),
+            "a\\n\\n# X\\r\\t\\u{b}\\u{85}\\u{2028}\\u{2029}.md"
+        );
+        assert!(matches!(one_line("src/main.rs"), Cow::Borrowed(_)));
+        assert_eq!(code_span("src/main.rs"), "`src/main.rs`");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`a"), "`` `a ``");
     }
 
     #[cfg(unix)]

@@ -1,8 +1,11 @@
 //! Variables files (`vars.yaml`, `vars.json`, `vars.toml`) and stdin JSON: flat maps of
-//! input names to scalar values.
+//! input names to scalar values. A name given twice is refused, never settled silently.
 
+use std::collections::HashSet;
+use std::fmt;
 use std::path::Path;
 
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::Value;
 
 /// Is `file_name` a variables file by its name?
@@ -20,28 +23,67 @@ pub(crate) fn parse_file(path: &Path, text: &str) -> Result<Vec<(String, String)
         .extension()
         .map(|ext| ext.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
-    let value: Value = match extension.as_str() {
+    let Entries(entries) = match extension.as_str() {
         "json" => serde_json::from_str(text).map_err(|e| e.to_string())?,
+        // TOML refuses a key given twice itself.
         "toml" => toml::from_str::<toml::Table>(text)
             .map_err(|e| e.to_string())
-            .and_then(|table| serde_json::to_value(table).map_err(|e| e.to_string()))?,
+            .and_then(|table| {
+                serde_json::to_value(table)
+                    .and_then(serde_json::from_value)
+                    .map_err(|e| e.to_string())
+            })?,
         _ => serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?,
     };
-    flatten(value)
+    flatten(entries)
 }
 
 /// Parse one JSON object, as read from stdin.
 pub(crate) fn parse_json(text: &str) -> Result<Vec<(String, String)>, String> {
-    flatten(serde_json::from_str(text).map_err(|e| e.to_string())?)
+    let Entries(entries) = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    flatten(entries)
 }
 
-/// A map of scalars (or lists of scalars, joined with `, `) to name/value pairs.
-fn flatten(value: Value) -> Result<Vec<(String, String)>, String> {
-    let Value::Object(map) = value else {
-        return Err("expected a map of input names to values".into());
-    };
-    let mut pairs = Vec::with_capacity(map.len());
-    for (key, value) in map {
+/// The entries of a map, in order. Parsed entry by entry so that a key given twice is an
+/// error: JSON parsers (serde_json among them) keep the last value without a word, and
+/// `{"NOTES": "a", "NOTES": "b"}` would lose a value nobody chose to drop.
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Entries, D::Error> {
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Entries;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a map of input names to values")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+        let mut seen = HashSet::new();
+        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(A::Error::custom(format_args!(
+                    "`{key}` is given twice; give each input once"
+                )));
+            }
+            let value = map.next_value::<Value>()?;
+            entries.push((key, value));
+        }
+        Ok(Entries(entries))
+    }
+}
+
+/// Scalars (or lists of scalars, joined with `, `) to name/value pairs.
+fn flatten(entries: Vec<(String, Value)>) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
         let text = match value {
             Value::Array(items) => items
                 .into_iter()
@@ -104,6 +146,19 @@ mod tests {
         assert!(parse_json(r#"{"A": {"b": 1}}"#).is_err());
         assert!(parse_json("[1, 2]").is_err());
         assert!(parse_json("not json").is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_key() {
+        let error = parse_json(r#"{"NOTES": "a", "ENVIRONMENT": "staging", "NOTES": "b"}"#)
+            .expect_err("a key given twice");
+        assert!(error.starts_with("`NOTES` is given twice"), "{error}");
+        let error = parse_file(Path::new("vars.json"), r#"{"A": 1, "A": 1}"#)
+            .expect_err("a key given twice");
+        assert!(error.starts_with("`A` is given twice"), "{error}");
+        let error = parse_file(Path::new("vars.yaml"), "A: 1\nA: 2\n").expect_err("twice");
+        assert!(error.contains('A'), "{error}");
+        assert!(parse_file(Path::new("vars.toml"), "A = 1\nA = 2\n").is_err());
     }
 
     #[test]

@@ -52,6 +52,9 @@ pub(crate) struct Runs {
     /// The project directory: run folders go in its `.agent/runs/`, and relative tree paths
     /// start there.
     pub(crate) root: PathBuf,
+    /// Where a tree argument may point, each canonical: the project directory and the roots
+    /// `--allow-root` adds. A tool driven by a model reads nothing else.
+    pub(crate) roots: Vec<PathBuf>,
     /// One client for every call, so a 429 holds them all.
     pub(crate) client: Arc<dyn ModelClient>,
     /// Attempts, token budget, response format.
@@ -99,7 +102,7 @@ impl Runs {
         cancel: CancellationToken,
     ) -> Result<RunReport, CallError> {
         let agent = &served.agent;
-        let sources = sources(agent, arguments, &self.root)?;
+        let sources = sources(agent, arguments, &self.root, &self.roots)?;
         let gathered = crate::inputs::gather(&agent.prompt, &sources, &self.limits)
             .map_err(CallError::Inputs)?;
         for warning in &gathered.warnings {
@@ -142,11 +145,13 @@ impl Runs {
     }
 }
 
-/// The tool's arguments as input sources, the way `agent run --var` takes them.
+/// The tool's arguments as input sources, the way `agent run --var` takes them. A tree
+/// argument must name a path inside one of `roots` once every link in it is resolved.
 fn sources(
     agent: &Agent,
     arguments: Option<&JsonObject>,
     root: &Path,
+    roots: &[PathBuf],
 ) -> Result<Sources, CallError> {
     let mut sources = Sources::default();
     for (name, value) in arguments.into_iter().flatten() {
@@ -163,7 +168,8 @@ fn sources(
         match agent.prompt.input(name).map(|spec| spec.kind) {
             Some(InputKind::Tree) => {
                 let path = text.strip_prefix('@').unwrap_or(&text);
-                sources.files.push((name.clone(), root.join(path)));
+                let path = tree_path(name, path, root, roots)?;
+                sources.files.push((name.clone(), path));
             }
             // Text is taken as written: a caller's text that begins with `@` is never a path
             // to read. An unknown name goes through too, so that gather names it with the others.
@@ -171,6 +177,60 @@ fn sources(
         }
     }
     Ok(sources)
+}
+
+/// The real path of the tree argument `name`, given as `given`: relative paths start at
+/// `root`; links are resolved before the path is held to `roots`, so neither `..` nor a link
+/// leads out of them.
+fn tree_path(
+    name: &str,
+    given: &str,
+    root: &Path,
+    roots: &[PathBuf],
+) -> Result<PathBuf, CallError> {
+    let outside = || CallError::OutsideRoots {
+        name: name.to_owned(),
+        path: given.to_owned(),
+    };
+    let joined = root.join(given);
+    match std::fs::canonicalize(&joined) {
+        Ok(real) if roots.iter().any(|allowed| real.starts_with(allowed)) => Ok(real),
+        Ok(_) => Err(outside()),
+        Err(error) => {
+            // A path that does not exist outside the roots is refused as outside, so that a
+            // caller learns nothing about what exists there.
+            let absolute = std::path::absolute(&joined).unwrap_or(joined);
+            if roots
+                .iter()
+                .any(|allowed| lexically_normal(&absolute).starts_with(allowed))
+            {
+                Err(CallError::TreePath {
+                    name: name.to_owned(),
+                    path: given.to_owned(),
+                    message: error.to_string(),
+                })
+            } else {
+                Err(outside())
+            }
+        }
+    }
+}
+
+/// `path` with `.` and `..` resolved by name alone (for a path that does not exist, which
+/// cannot be resolved on disk).
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                normal.pop();
+            }
+            other => normal.push(other),
+        }
+    }
+    normal
 }
 
 fn argument(name: &str, found: &'static str) -> CallError {
@@ -331,8 +391,25 @@ Answer {{QUESTION}} about {{CODE}} with one JSON object.
     /// a temporary project directory.
     async fn call(arguments: Value, replies: &[&str]) -> (CallToolResult, tempfile::TempDir) {
         let root = tempfile::tempdir().expect("temp dir");
+        let result = call_in(root.path(), &[], arguments, replies).await;
+        (result, root)
+    }
+
+    /// Call the test agent in the project directory `root`, trees allowed also under
+    /// `allowed`.
+    async fn call_in(
+        root: &Path,
+        allowed: &[&Path],
+        arguments: Value,
+        replies: &[&str],
+    ) -> CallToolResult {
+        let roots = std::iter::once(root)
+            .chain(allowed.iter().copied())
+            .map(|dir| std::fs::canonicalize(dir).expect("a directory"))
+            .collect();
         let runs = Runs {
-            root: root.path().to_owned(),
+            root: root.to_owned(),
+            roots,
             client: Arc::new(FakeClient::replying(replies.iter().copied())),
             options: RunOptions {
                 attempts: 2,
@@ -344,10 +421,8 @@ Answer {{QUESTION}} about {{CODE}} with one JSON object.
         let Value::Object(arguments) = arguments else {
             panic!("arguments are an object");
         };
-        let result = runs
-            .call(&served, Some(&arguments), CancellationToken::new())
-            .await;
-        (result, root)
+        runs.call(&served, Some(&arguments), CancellationToken::new())
+            .await
     }
 
     fn text(result: &CallToolResult) -> String {
@@ -430,12 +505,15 @@ Answer {{QUESTION}} about {{CODE}} with one JSON object.
 
     #[test]
     fn text_beginning_with_at_stays_text_and_a_tree_path_starts_at_the_project() {
+        let project = tempfile::tempdir().expect("temp dir");
+        let root = std::fs::canonicalize(project.path()).expect("canonical");
+        std::fs::create_dir(root.join("src")).expect("mkdir");
+        let roots = [root.clone()];
         let arguments = json!({"QUESTION": "@team why", "CODE": "src", "EXTRA": 3, "NONE": null});
         let Value::Object(arguments) = arguments else {
             panic!("an object");
         };
-        let root = Path::new("/project");
-        let given = sources(&agent(), Some(&arguments), root).expect("sources");
+        let given = sources(&agent(), Some(&arguments), &root, &roots).expect("sources");
         assert_eq!(given.files, [("CODE".to_owned(), root.join("src"))]);
         assert_eq!(
             given.values,
@@ -445,11 +523,128 @@ Answer {{QUESTION}} about {{CODE}} with one JSON object.
             ]
         );
         assert!(given.vars.is_empty() && given.json.is_none());
-        let absolute = json!({"CODE": "@/elsewhere/src"});
+        let absolute = json!({"CODE": format!("@{}", root.join("src").display())});
         let Value::Object(absolute) = absolute else {
             panic!("an object");
         };
-        let given = sources(&agent(), Some(&absolute), root).expect("sources");
-        assert_eq!(given.files, [("CODE".to_owned(), "/elsewhere/src".into())]);
+        let given = sources(&agent(), Some(&absolute), &root, &roots).expect("sources");
+        assert_eq!(given.files, [("CODE".to_owned(), root.join("src"))]);
+    }
+
+    /// A project directory with a source tree in `src/`, and a directory beside it.
+    fn project_and_outside() -> (tempfile::TempDir, tempfile::TempDir) {
+        let project = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir(project.path().join("src")).expect("mkdir");
+        std::fs::write(project.path().join("src").join("main.rs"), "fn main() {}\n")
+            .expect("write");
+        let outside = tempfile::tempdir().expect("temp dir");
+        std::fs::write(outside.path().join("passwd"), "root:x:0:0\n").expect("write");
+        (project, outside)
+    }
+
+    #[tokio::test]
+    async fn mcp_tree_inputs_read_any_path() {
+        let (project, outside) = project_and_outside();
+        let mut paths = vec![
+            outside.path().display().to_string(),
+            format!(
+                "../{}",
+                outside
+                    .path()
+                    .file_name()
+                    .expect("a name")
+                    .to_string_lossy()
+            ),
+            "../../../../../../../../etc".to_owned(),
+            "/no/such/directory".to_owned(),
+        ];
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(outside.path(), project.path().join("elsewhere"))
+                .expect("symlink");
+            paths.push("elsewhere".to_owned());
+            paths.push("@elsewhere/passwd".to_owned());
+        }
+        for path in paths {
+            let result = call_in(
+                project.path(),
+                &[],
+                json!({"QUESTION": "why", "CODE": path}),
+                &[r#"{"answer": "read it"}"#],
+            )
+            .await;
+            assert_eq!(result.is_error, Some(true), "{path}: {}", text(&result));
+            let failure = text(&result);
+            assert!(
+                failure.starts_with(&format!(
+                    "answer: argument `CODE`: `{}` is outside the project directory and the allowed roots",
+                    path.strip_prefix('@').unwrap_or(&path)
+                )),
+                "{path}: {failure}"
+            );
+            assert!(!failure.contains("root:x"), "{failure}");
+        }
+        assert!(
+            !project.path().join(".agent").exists(),
+            "no run for a call that never runs"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tree_argument_inside_an_allowed_root_is_read() {
+        let (project, outside) = project_and_outside();
+        let result = call_in(
+            project.path(),
+            &[outside.path()],
+            json!({"QUESTION": "why", "CODE": outside.path().display().to_string()}),
+            &[r#"{"answer": "read it"}"#],
+        )
+        .await;
+        assert_eq!(result.is_error, Some(false), "{}", text(&result));
+        let folder = PathBuf::from(
+            result.meta.expect("meta").0["runFolder"]
+                .as_str()
+                .expect("a run folder"),
+        );
+        let prompt = std::fs::read_to_string(folder.join("prompt.md")).expect("prompt.md");
+        assert!(prompt.contains("root:x:0:0"), "{prompt}");
+
+        // A missing path inside the roots is named as missing.
+        let result = call_in(
+            project.path(),
+            &[],
+            json!({"QUESTION": "why", "CODE": "lib"}),
+            &[],
+        )
+        .await;
+        assert!(
+            text(&result).starts_with("answer: argument `CODE`: cannot read `lib`: "),
+            "{}",
+            text(&result)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_argument_over_the_input_limit_or_holding_a_nul_is_refused() {
+        let big = "x".repeat(2_000_000);
+        for (question, needles) in [
+            (
+                big.as_str(),
+                ["`QUESTION` as given is 2.0 MB", "over the 1.0 MB limit"],
+            ),
+            (
+                "why\0 not",
+                ["`QUESTION` as given holds a NUL byte", "at byte 3"],
+            ),
+        ] {
+            let (result, root) =
+                call(json!({ "QUESTION": question }), &[r#"{"answer": "ok"}"#]).await;
+            let failure = text(&result);
+            assert_eq!(result.is_error, Some(true), "{failure}");
+            for needle in needles {
+                assert!(failure.contains(needle), "{failure}");
+            }
+            assert!(!root.path().join(".agent").exists());
+        }
     }
 }

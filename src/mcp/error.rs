@@ -29,6 +29,20 @@ pub enum McpError {
         #[source]
         source: Box<rmcp::service::ServerInitializeError>,
     },
+    /// A root given with `--allow-root` (or the project directory) is not a readable
+    /// directory.
+    #[error("cannot allow `{}` as a root of tree inputs", path.display())]
+    #[diagnostic(
+        code(agent::mcp::allow_root),
+        help("`--allow-root` takes an existing directory")
+    )]
+    Root {
+        /// The root given.
+        path: PathBuf,
+        /// Why it cannot be resolved.
+        #[source]
+        source: std::io::Error,
+    },
     /// The task serving the connection panicked or was aborted.
     #[error("the MCP server stopped unexpectedly")]
     #[diagnostic(code(agent::mcp::stopped))]
@@ -49,6 +63,26 @@ pub(crate) enum CallError {
         name: String,
         /// The JSON type given.
         found: &'static str,
+    },
+    /// A tree argument names a path outside the project directory and the allowed roots.
+    #[error(
+        "argument `{name}`: `{path}` is outside the project directory and the allowed roots (`agent mcp --allow-root DIR` allows more)"
+    )]
+    OutsideRoots {
+        /// The argument.
+        name: String,
+        /// The path given.
+        path: String,
+    },
+    /// A tree argument names a path inside the roots that cannot be read.
+    #[error("argument `{name}`: cannot read `{path}`: {message}")]
+    TreePath {
+        /// The argument.
+        name: String,
+        /// The path given.
+        path: String,
+        /// The I/O error.
+        message: String,
     },
     /// The arguments do not make valid inputs. Not a `source`: the message already lists
     /// every problem, and the caller would read them twice.

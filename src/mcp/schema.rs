@@ -44,8 +44,8 @@ fn property(spec: &InputSpec) -> Map<String, Value> {
     property
 }
 
-/// Where a relative tree path starts.
-const WHERE: &str = "absolute or relative to the project directory";
+/// Where a tree path starts, and where it may lead.
+const WHERE: &str = "absolute or relative to the project directory, inside the project directory or a root the server allows";
 
 /// What the caller should pass. A form or option-list field often has only its label, and a
 /// tree or a context document takes something other than the text its name suggests.
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(
             description("EXISTING_CODE"),
             json!(
-                "The source tree (a directory path, absolute or relative to the project directory)"
+                "The source tree (a directory path, absolute or relative to the project directory, inside the project directory or a root the server allows)"
             )
         );
         assert_eq!(

@@ -33,9 +33,11 @@ pub struct AgentServer {
 
 impl AgentServer {
     /// A server for `agents` of the project at `root`, calling `client`; each call runs with
-    /// `options` and reads inputs within `limits`.
+    /// `options` and reads inputs within `limits`. A tree argument may name a path inside
+    /// `root` or one of `allowed_roots`, and nowhere else.
     pub fn new(
         root: PathBuf,
+        allowed_roots: &[PathBuf],
         agents: Vec<ServedAgent>,
         client: Arc<dyn ModelClient>,
         options: RunOptions,
@@ -46,6 +48,24 @@ impl AgentServer {
                 prompts: root.join("prompts"),
             });
         }
+        // Canonical now, so that each call compares real paths, links resolved.
+        let roots = std::iter::once(&root)
+            .chain(allowed_roots)
+            .map(|path| {
+                std::fs::canonicalize(path)
+                    .and_then(|real| {
+                        if real.is_dir() {
+                            Ok(real)
+                        } else {
+                            Err(std::io::Error::other("not a directory"))
+                        }
+                    })
+                    .map_err(|source| McpError::Root {
+                        path: path.clone(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let tools = agents.iter().map(tool).collect();
         let agents = agents
             .into_iter()
@@ -56,6 +76,7 @@ impl AgentServer {
             agents,
             runs: Runs {
                 root,
+                roots,
                 client,
                 options,
                 limits,
