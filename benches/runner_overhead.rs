@@ -130,6 +130,7 @@ fn main() {
                     api_key: None,
                     timeout: Duration::from_secs(30),
                     retry: RetryPolicy::default(),
+                    max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
                 },
                 Arc::new(Pacer::new()),
             )

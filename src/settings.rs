@@ -20,6 +20,11 @@
 //! The key never lives in a file: a profile names the environment variable that holds it
 //! (`api_key_env`), and without one `OPENAI_API_KEY` is used. A profile's own variable wins,
 //! so a key meant for one endpoint is never sent to another.
+//!
+//! `agent.toml` belongs to the project, which may not be trusted (a cloned repository): its
+//! `api_key_env` may name only a variable that holds an LLM key ([`is_llm_key_variable`]),
+//! so a project cannot have `GITHUB_TOKEN` or a cloud secret sent to a `base_url` of its
+//! choosing.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -30,7 +35,7 @@ use miette::Diagnostic;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::model::RetryPolicy;
+use crate::model::{DEFAULT_MAX_REPLY_BYTES, RetryPolicy, display_url};
 use crate::prompt::ModelDefaults;
 
 /// The API key.
@@ -47,6 +52,55 @@ pub const ENV_TEST_NO_RETRY_DELAY: &str = "AGENT_TEST_NO_RETRY_DELAY";
 pub const CONFIG_FILE: &str = "agent.toml";
 /// Where requests go when nothing says otherwise.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// The longest timeout or retry wait accepted: a year.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// The documented key variables of LLM providers and gateways that `api_key_env` may name,
+/// besides the `AGENT_…_API_KEY` names of the user's own choosing.
+const LLM_KEY_VARIABLES: [&str; 24] = [
+    "OPENAI_API_KEY",
+    "AZURE_OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "MISTRAL_API_KEY",
+    "GROQ_API_KEY",
+    "TOGETHER_API_KEY",
+    "FIREWORKS_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "OPENROUTER_API_KEY",
+    "XAI_API_KEY",
+    "PERPLEXITY_API_KEY",
+    "CEREBRAS_API_KEY",
+    "DEEPINFRA_API_KEY",
+    "COHERE_API_KEY",
+    "NVIDIA_API_KEY",
+    "SAMBANOVA_API_KEY",
+    "DASHSCOPE_API_KEY",
+    "MOONSHOT_API_KEY",
+    "HYPERBOLIC_API_KEY",
+    "LITELLM_API_KEY",
+    "VLLM_API_KEY",
+    "OLLAMA_API_KEY",
+    "LLAMA_API_KEY",
+];
+
+/// May a project's `agent.toml` name `name` as its `api_key_env`? Only an LLM provider's
+/// documented key variable ([`LLM_KEY_VARIABLES`]) or a name of the user's own choosing in
+/// agent's namespace, `AGENT_<NAME>_API_KEY`. Not any `*_API_KEY` (`STRIPE_API_KEY`,
+/// `SENDGRID_API_KEY` and `DATADOG_API_KEY` end so too) and not `*_TOKEN` (`GITHUB_TOKEN`,
+/// `NPM_TOKEN`, `CI_JOB_TOKEN`): an untrusted project could send those to its own `base_url`.
+pub fn is_llm_key_variable(name: &str) -> bool {
+    LLM_KEY_VARIABLES.contains(&name)
+        || name
+            .strip_prefix("AGENT_")
+            .and_then(|rest| rest.strip_suffix("_API_KEY"))
+            .is_some_and(|middle| {
+                !middle.is_empty()
+                    && middle
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            })
+}
 
 /// One layer of settings; every field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,6 +126,8 @@ pub struct Layer {
     pub max_retry_wait_secs: Option<f64>,
     /// The environment variable holding the key (profiles only).
     pub api_key_env: Option<String>,
+    /// The largest response body read, in bytes.
+    pub max_reply_bytes: Option<u64>,
 }
 
 /// `agent.toml`.
@@ -147,13 +203,15 @@ pub struct Settings {
     pub timeout: Sourced<Duration>,
     /// Transport retry policy.
     pub retry: RetryPolicy,
+    /// The largest response body read, in bytes.
+    pub max_reply_bytes: Sourced<u64>,
 }
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
             .field("profile", &self.profile)
-            .field("base_url", &self.base_url.value)
+            .field("base_url", &display_url(&self.base_url.value))
             .field("model", &self.model.as_ref().map(|m| &m.value))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("temperature", &self.temperature.as_ref().map(|t| t.value))
@@ -185,6 +243,22 @@ pub enum SettingsError {
         #[help]
         known: String,
     },
+    /// A profile names a variable that may hold something other than an LLM key.
+    #[error(
+        "profile `{profile}` of `agent.toml` names `{name}` as its api_key_env, which is not an LLM key variable"
+    )]
+    #[diagnostic(
+        code(agent::settings::api_key_env),
+        help(
+            "api_key_env may name a provider's key variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, GROQ_API_KEY, OPENROUTER_API_KEY, …) or one of your own named AGENT_<NAME>_API_KEY; not any *_API_KEY or *_TOKEN, since a project's agent.toml could otherwise send an unrelated secret (GITHUB_TOKEN, STRIPE_API_KEY) to a base_url of its choosing"
+        )
+    )]
+    KeyVariable {
+        /// The profile.
+        profile: String,
+        /// The variable it names.
+        name: String,
+    },
     /// No model is configured.
     #[error("no model configured")]
     #[diagnostic(
@@ -209,12 +283,23 @@ pub fn load_config(root: &Path) -> Result<Option<ConfigFile>, SettingsError> {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    toml::from_str(&text)
-        .map(Some)
-        .map_err(|error| SettingsError::Config {
-            path,
-            message: error.to_string(),
-        })
+    let config: ConfigFile = toml::from_str(&text).map_err(|error| SettingsError::Config {
+        path,
+        message: error.to_string(),
+    })?;
+    for (profile, layer) in &config.profiles {
+        if let Some(name) = layer
+            .api_key_env
+            .as_ref()
+            .filter(|name| !is_llm_key_variable(name))
+        {
+            return Err(SettingsError::KeyVariable {
+                profile: profile.clone(),
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(Some(config))
 }
 
 /// The environment layer, read through `get` (so tests can pass their own).
@@ -335,6 +420,19 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
     let timeout_secs = pick!(timeout_secs, "", None::<f64>);
     let max_retries = pick!(max_retries, "", None::<u32>);
     let max_retry_wait = pick!(max_retry_wait_secs, "", None::<f64>);
+    let max_reply_bytes = pick!(max_reply_bytes, "", None::<u64>).unwrap_or(Sourced {
+        value: DEFAULT_MAX_REPLY_BYTES,
+        source: Source::Default,
+    });
+    if max_reply_bytes.value == 0 {
+        return Err(SettingsError::Value {
+            message: "the reply limit (--max-reply-bytes) must be at least 1 byte".into(),
+        });
+    }
+    // Credentials in the base URL are sent, never shown: the log scrubber knows them too.
+    for secret in crate::model::url_secrets(&base_url.value) {
+        crate::logging::redact(&secret);
+    }
 
     let key_env = profile_layer
         .api_key_env
@@ -356,16 +454,17 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
             value: default,
             source: Source::Default,
         });
-        if !(sourced.value.is_finite() && sourced.value > 0.0) {
-            return Err(SettingsError::Value {
+        let value = Some(sourced.value)
+            .filter(|secs| *secs > 0.0 && *secs <= MAX_SECONDS)
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| SettingsError::Value {
                 message: format!(
-                    "{what} must be a positive number of seconds, not {}",
+                    "{what} must be a positive number of seconds, at most a year ({MAX_SECONDS}), not {}",
                     sourced.value
                 ),
-            });
-        }
+            })?;
         Ok(Sourced {
-            value: Duration::from_secs_f64(sourced.value),
+            value,
             source: sourced.source,
         })
     };
@@ -389,6 +488,7 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
         top_p,
         timeout,
         retry,
+        max_reply_bytes,
     })
 }
 
@@ -408,6 +508,7 @@ impl Settings {
             api_key: self.api_key.as_ref().map(|k| k.value.clone()),
             timeout: self.timeout.value,
             retry: self.retry,
+            max_reply_bytes: self.max_reply_bytes.value,
         }
     }
 
@@ -428,7 +529,11 @@ impl Settings {
             ),
             (
                 "base_url".into(),
-                format!("{} ({})", self.base_url.value, self.base_url.source),
+                format!(
+                    "{} ({})",
+                    display_url(&self.base_url.value),
+                    self.base_url.source
+                ),
             ),
             row("model", &self.model),
             (
@@ -453,6 +558,13 @@ impl Settings {
             (
                 "max_retry_wait".into(),
                 format!("{} s", self.retry.max_retry_wait.as_secs_f64()),
+            ),
+            (
+                "max_reply_bytes".into(),
+                format!(
+                    "{} ({})",
+                    self.max_reply_bytes.value, self.max_reply_bytes.source
+                ),
             ),
         ]
     }
@@ -552,6 +664,114 @@ mod tests {
             settings.api_key.as_ref().map(|k| k.source.clone()),
             Some(Source::Env("HOSTED_KEY".into()))
         );
+    }
+
+    #[test]
+    fn api_key_env_names_only_llm_key_variables() {
+        for allowed in [
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "OPENROUTER_API_KEY",
+            "AGENT_GATEWAY_API_KEY",
+            "AGENT_TEAM_2_API_KEY",
+        ] {
+            assert!(is_llm_key_variable(allowed), "{allowed}");
+        }
+        for refused in [
+            "GITHUB_TOKEN",
+            "CI_JOB_TOKEN",
+            "HF_TOKEN",
+            "STRIPE_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "AGENT_API_KEY",
+            "AGENT_x_API_KEY",
+            "openai_api_key",
+            "PATH",
+        ] {
+            assert!(!is_llm_key_variable(refused), "{refused}");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[profiles.ci]\napi_key_env = \"GITHUB_TOKEN\"\n",
+        )
+        .expect("writes");
+        let error = load_config(dir.path()).expect_err("refused");
+        assert!(
+            matches!(&error, SettingsError::KeyVariable { profile, name } if profile == "ci" && name == "GITHUB_TOKEN"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn the_reply_limit_comes_from_its_layers_and_url_credentials_are_masked() {
+        let config: ConfigFile = toml::from_str(
+            "profile = \"local\"\n[profiles.local]\nmax_reply_bytes = 1000\nbase_url = \"http://bot:Pw7-zQ4k-PASS-91c2@127.0.0.1:1/v1\"\n",
+        )
+        .expect("parses");
+        let resolve_with = |flags: &Layer| {
+            resolve(&Inputs {
+                flags,
+                profile_flag: None,
+                env: &env(&[]),
+                config: Some(&config),
+                agent: &ModelDefaults::default(),
+                recording_model: None,
+            })
+        };
+        let settings = resolve_with(&Layer::default()).expect("resolves");
+        assert_eq!(settings.max_reply_bytes.value, 1000);
+        assert_eq!(settings.endpoint().max_reply_bytes, 1000);
+        assert_eq!(
+            settings.endpoint().base_url,
+            "http://bot:Pw7-zQ4k-PASS-91c2@127.0.0.1:1/v1",
+            "the request keeps the credentials"
+        );
+        let shown = format!("{:?} {:?}", settings.describe(), settings);
+        assert!(shown.contains("http://bot:***@127.0.0.1:1/v1"), "{shown}");
+        assert!(!shown.contains("PASS"), "{shown}");
+        assert_eq!(
+            crate::logging::scrub("Pw7-zQ4k-PASS-91c2"),
+            "[redacted]",
+            "the password is a secret for the log scrubber"
+        );
+        let flags = Layer {
+            max_reply_bytes: Some(0),
+            ..Layer::default()
+        };
+        assert!(matches!(
+            resolve_with(&flags),
+            Err(SettingsError::Value { .. })
+        ));
+        let default = resolve(&Inputs {
+            flags: &Layer::default(),
+            profile_flag: None,
+            env: &env(&[]),
+            config: None,
+            agent: &ModelDefaults::default(),
+            recording_model: None,
+        })
+        .expect("resolves");
+        assert_eq!(default.max_reply_bytes.value, DEFAULT_MAX_REPLY_BYTES);
+    }
+
+    #[test]
+    fn a_timeout_no_duration_holds_is_refused_not_a_panic() {
+        for secs in [1e30, f64::INFINITY, f64::NAN, -1.0, 0.0, 1e9] {
+            let flags = Layer {
+                timeout_secs: Some(secs),
+                ..Layer::default()
+            };
+            let result = resolve(&Inputs {
+                flags: &flags,
+                profile_flag: None,
+                env: &env(&[]),
+                config: None,
+                agent: &ModelDefaults::default(),
+                recording_model: None,
+            });
+            assert!(matches!(result, Err(SettingsError::Value { .. })), "{secs}");
+        }
     }
 
     #[test]

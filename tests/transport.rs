@@ -23,6 +23,7 @@ fn client(server: &MockServer, timeout: Duration, max_retries: u32) -> OpenAiCli
                 initial_backoff: Duration::ZERO,
                 ..RetryPolicy::default()
             },
+            max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
         },
         Arc::new(Pacer::new()),
     )
@@ -313,6 +314,7 @@ async fn the_key_is_sent_as_a_bearer_token_and_never_without_one() {
             api_key: None,
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
         },
         Arc::new(Pacer::new()),
     )
@@ -342,6 +344,7 @@ async fn a_429_holds_every_request_sharing_the_pacer() {
                 api_key: None,
                 timeout: Duration::from_secs(10),
                 retry: RetryPolicy::default(),
+                max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
             },
             pacer.clone(),
         )

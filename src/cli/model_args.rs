@@ -42,6 +42,9 @@ pub struct ModelArgs {
     /// The longest wait a server's Retry-After is honoured for, in seconds; a longer one fails at once [default: 60].
     #[arg(long, value_name = "SECS", help_heading = "Model")]
     pub max_retry_wait: Option<f64>,
+    /// The largest response body read, in bytes; a larger reply is refused unread (exit 3) [default: 16777216].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
+    pub max_reply_bytes: Option<u64>,
 }
 
 impl ModelArgs {
@@ -57,6 +60,7 @@ impl ModelArgs {
             max_retries: self.max_retries,
             max_retry_wait_secs: self.max_retry_wait,
             api_key_env: None,
+            max_reply_bytes: self.max_reply_bytes,
         }
     }
 

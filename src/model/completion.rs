@@ -2,6 +2,12 @@
 //! (vLLM, Ollama, llama.cpp, LiteLLM) are understood: `usage`, `created` and `object` may be
 //! missing, `finish_reason` may be `eos`, empty or null, content may be null or a list of parts,
 //! and reasoning may come in `reasoning_content` or `reasoning`.
+//!
+//! Token counts are the server's numbers and are checked: a count that is negative,
+//! fractional, not a number or over 2^53 (no real count comes near) makes the whole `usage`
+//! unreported, with a warning, so the token budget counts the reply by its size instead (four
+//! bytes a token) and a bad count can neither wrap, panic nor slip past `--max-total-tokens`.
+//! A `total_tokens` below the sum of its parts counts as the sum.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -59,12 +65,48 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
+/// The largest token count believed: 2^53, where JSON numbers stop being exact.
+const MAX_TOKEN_COUNT: u64 = 1 << 53;
+
 impl Usage {
-    /// Add another attempt's usage.
+    /// Add another attempt's usage (saturating: a sum never wraps).
     pub fn add(&mut self, other: Usage) {
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.total_tokens += other.total_tokens;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(other.total_tokens);
+    }
+
+    /// Read a `usage` object; an error names the first field that is not a count.
+    fn read(usage: &Value) -> Result<Usage, String> {
+        let count = |key: &str| -> Result<Option<u64>, String> {
+            let Some(value) = usage.get(key).filter(|v| !v.is_null()) else {
+                return Ok(None);
+            };
+            let count = value.as_u64().or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|n| n.fract() == 0.0 && *n >= 0.0 && *n <= MAX_TOKEN_COUNT as f64)
+                    // Exact: a whole number within 2^53.
+                    .map(|n| n as u64)
+            });
+            match count {
+                Some(count) if count <= MAX_TOKEN_COUNT => Ok(Some(count)),
+                _ => Err(format!(
+                    "`{key}` is {}",
+                    crate::text::quote(&value.to_string(), 40)
+                )),
+            }
+        };
+        let prompt = count("prompt_tokens")?.unwrap_or(0);
+        let completion = count("completion_tokens")?.unwrap_or(0);
+        let parts = prompt + completion;
+        Ok(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: count("total_tokens")?.unwrap_or(parts).max(parts),
+        })
     }
 }
 
@@ -97,10 +139,10 @@ impl Completion {
             .and_then(Value::as_array)
             .and_then(|choices| choices.first())
             .ok_or_else(|| ModelError::EmptyChoices {
-                body: crate::text::clip(&raw.to_string(), 300),
+                body: crate::text::quote(&raw.to_string(), 300),
             })?;
         let message = choice.get("message").unwrap_or(&Value::Null);
-        let content = text_of(message.get("content"));
+        let content = content_of(&raw);
         let reasoning = ["reasoning_content", "reasoning"]
             .iter()
             .find_map(|key| message.get(*key).and_then(Value::as_str))
@@ -111,18 +153,18 @@ impl Completion {
             .and_then(Value::as_str)
             .filter(|text| !text.trim().is_empty())
             .map(str::to_owned);
-        let usage = raw.get("usage").filter(|u| u.is_object()).map(|u| {
-            let count = |key: &str| u.get(key).and_then(Value::as_u64).unwrap_or(0);
-            let (prompt, completion) = (count("prompt_tokens"), count("completion_tokens"));
-            Usage {
-                prompt_tokens: prompt,
-                completion_tokens: completion,
-                total_tokens: u
-                    .get("total_tokens")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(prompt + completion),
-            }
-        });
+        let usage = raw
+            .get("usage")
+            .filter(|u| u.is_object())
+            .and_then(|u| match Usage::read(u) {
+                Ok(usage) => Some(usage),
+                Err(problem) => {
+                    tracing::warn!(
+                        "the server's token usage is not a count ({problem}); it is ignored, and the reply's tokens are estimated from its size"
+                    );
+                    None
+                }
+            });
         let finish_reason = FinishReason::parse(choice.get("finish_reason"));
         let model = raw.get("model").and_then(Value::as_str).map(str::to_owned);
         Ok(Completion {
@@ -136,6 +178,11 @@ impl Completion {
             retries: 0,
         })
     }
+}
+
+/// The first choice's content as text: what the deliverable is made from.
+pub(crate) fn content_of(raw: &Value) -> String {
+    text_of(raw.pointer("/choices/0/message/content"))
 }
 
 /// Content as a string, a list of text parts, or null.
@@ -194,6 +241,57 @@ mod tests {
         .expect("reads");
         assert_eq!(completion.content, "ab");
         assert_eq!(completion.finish_reason, FinishReason::Length);
+    }
+
+    #[test]
+    fn counts_that_are_not_counts_make_the_usage_unreported() {
+        for usage in [
+            json!({"prompt_tokens": -1000, "completion_tokens": 5}),
+            json!({"prompt_tokens": 10, "completion_tokens": 0.5}),
+            json!({"prompt_tokens": 10, "total_tokens": -1}),
+            json!({"prompt_tokens": u64::MAX, "completion_tokens": 1}),
+            json!({"prompt_tokens": 1e300}),
+            json!({"prompt_tokens": "12"}),
+        ] {
+            let completion = Completion::from_response(json!({
+                "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+                "usage": usage,
+            }))
+            .expect("the reply itself reads");
+            assert_eq!(completion.usage, None, "{usage}");
+        }
+    }
+
+    #[test]
+    fn good_counts_are_kept_and_a_short_total_is_the_sum() {
+        let read = |usage: Value| {
+            Completion::from_response(json!({
+                "choices": [{"message": {"content": "hi"}}],
+                "usage": usage,
+            }))
+            .expect("reads")
+            .usage
+            .expect("counted")
+        };
+        assert_eq!(
+            read(json!({"prompt_tokens": 3.0, "completion_tokens": 4, "total_tokens": 7})),
+            Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                total_tokens: 7
+            }
+        );
+        assert_eq!(
+            read(json!({"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 0}))
+                .total_tokens,
+            1500
+        );
+        assert_eq!(read(json!({"total_tokens": 42})).total_tokens, 42);
+        let mut sum = read(json!({"prompt_tokens": MAX_TOKEN_COUNT}));
+        for _ in 0..5_000 {
+            sum.add(read(json!({"prompt_tokens": MAX_TOKEN_COUNT})));
+        }
+        assert_eq!(sum.prompt_tokens, u64::MAX, "saturates, never wraps");
     }
 
     #[test]

@@ -52,6 +52,63 @@ pub enum ModelError {
         retries: u32,
     },
 
+    /// The connection broke while the response was arriving.
+    #[error("the connection was reset while reading the response from `{url}`{}: {message}", retried(*retries))]
+    #[diagnostic(
+        code(agent::model::reset),
+        help(
+            "the server, or a proxy in front of it, dropped the connection in the middle of its reply; try again, or look in the server's logs"
+        )
+    )]
+    ResponseReset {
+        /// The base URL, without credentials.
+        url: String,
+        /// What failed.
+        message: String,
+        /// Retries made before giving up.
+        retries: u32,
+    },
+
+    /// The response body is larger than `--max-reply-bytes`.
+    #[error("{}", too_large(*limit, *declared))]
+    #[diagnostic(
+        code(agent::model::reply_too_large),
+        help(
+            "nothing past the limit was read; if the server's replies are really this large, raise --max-reply-bytes (or `max_reply_bytes` in the agent.toml profile)"
+        )
+    )]
+    ReplyTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+        /// The length the server declared, when it declared one over the limit.
+        declared: Option<u64>,
+    },
+
+    /// An event stream came back for a request that asked for one whole reply.
+    #[error(
+        "the model endpoint answered with an event stream (`text/event-stream`) although the request asked for one whole reply (`stream: false`); it starts `{start}`"
+    )]
+    #[diagnostic(
+        code(agent::model::event_stream),
+        help(
+            "the server, or a proxy in front of it, streams whatever it is asked; point --base-url at an endpoint that honours `stream: false`"
+        )
+    )]
+    EventStream {
+        /// The start of the stream, escaped and shortened.
+        start: String,
+    },
+
+    /// The reply's content carries the API key.
+    #[error("the model endpoint sent the API key back inside the reply; the reply was not used")]
+    #[diagnostic(
+        code(agent::model::key_in_reply),
+        help(
+            "a reply holding the key is never written to stdout, the run folder, a recording or a log; if the inputs contain the key, take it out of them"
+        )
+    )]
+    KeyInReply,
+
     /// The request took longer than the timeout.
     #[error("the model endpoint did not answer within {}{}", secs(*timeout), retried(*retries))]
     #[diagnostic(
@@ -126,9 +183,24 @@ fn retried(retries: u32) -> String {
     }
 }
 
+fn too_large(limit: u64, declared: Option<u64>) -> String {
+    match declared {
+        Some(length) => format!(
+            "the model endpoint announced a {length}-byte response, over the {limit}-byte limit (--max-reply-bytes)"
+        ),
+        None => format!(
+            "the model endpoint's response is over the {limit}-byte limit (--max-reply-bytes)"
+        ),
+    }
+}
+
+/// A duration for a message; a server's absurd wait reads as what it is.
 fn secs(duration: Duration) -> String {
+    const YEAR: f64 = 365.0 * 24.0 * 3600.0;
     let secs = duration.as_secs_f64();
-    if secs >= 1.0 && secs.fract() == 0.0 {
+    if secs > YEAR {
+        "more than a year".to_owned()
+    } else if secs >= 1.0 && secs.fract() == 0.0 {
         format!("{secs:.0} s")
     } else {
         format!("{secs:.1} s")

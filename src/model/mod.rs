@@ -5,7 +5,13 @@
 //! quota) and 5xx are retried, as are connection errors and timeouts; `retry-after-ms` and
 //! `Retry-After` are honoured up to a cap and a longer wait fails at once; otherwise the wait
 //! is exponential backoff with jitter. A 429 slows every request sharing the [`Pacer`].
+//!
+//! Nothing a server sends may panic the process or grow it without bound: waits saturate
+//! instead of overflowing, token counts are checked, a response body is read within
+//! `--max-reply-bytes` ([`DEFAULT_MAX_REPLY_BYTES`]) and an error body only as far as its start.
 
+mod base_url;
+mod body;
 mod client;
 mod completion;
 mod error;
@@ -17,6 +23,8 @@ mod request;
 mod retry;
 mod transport;
 
+pub use base_url::{display_url, url_secrets};
+pub use body::DEFAULT_MAX_REPLY_BYTES;
 pub use client::{ModelClient, ModelFuture};
 pub use completion::{Completion, FinishReason, Usage};
 pub use error::ModelError;

@@ -1,5 +1,11 @@
 //! [`OpenAiClient`]: chat completions against any OpenAI-compatible base URL, through
 //! async-openai's bring-your-own-types calls, with our transport and retry loop.
+//!
+//! The key stays out of everything but the request, without ever altering a deliverable: a
+//! key that could be a secret ([`crate::logging::is_secret_like`]) is redacted from the raw
+//! response, the reasoning and any message quoting the server; if it comes back inside the
+//! reply's content, the reply is refused ([`ModelError::KeyInReply`]) rather than rewritten
+//! or handed on. A weak key (`ollama`, `x`, `EMPTY`) is never looked for at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,18 +16,21 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
+use super::base_url::display_url;
+use super::body::{BodyError, BodyLimits};
 use super::client::{ModelClient, ModelFuture};
 use super::completion::Completion;
 use super::error::ModelError;
 use super::pacer::Pacer;
 use super::request::ChatRequest;
 use super::retry::{self, RetryPolicy};
-use super::transport::{StatusFailure, Transport};
+use super::transport::{StatusFailure, Transport, TransportFailure};
 
 /// Where and how to reach an endpoint.
 #[derive(Clone)]
 pub struct Endpoint {
-    /// The base URL (`https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`).
+    /// The base URL (`https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`); credentials
+    /// in it (`http://user:pass@host/v1`) are sent, and never shown.
     pub base_url: String,
     /// The API key; none for local servers that need none.
     pub api_key: Option<SecretString>,
@@ -29,15 +38,18 @@ pub struct Endpoint {
     pub timeout: Duration,
     /// The transport retry policy.
     pub retry: RetryPolicy,
+    /// The largest response body read; a larger one is refused.
+    pub max_reply_bytes: u64,
 }
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
-            .field("base_url", &self.base_url)
+            .field("base_url", &display_url(&self.base_url))
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("max_reply_bytes", &self.max_reply_bytes)
             .finish()
     }
 }
@@ -95,7 +107,7 @@ impl OpenAiClient {
             .connect_timeout(endpoint.timeout.min(Duration::from_secs(30)))
             .build()
             .map_err(|error| ModelError::Connect {
-                url: endpoint.base_url.clone(),
+                url: display_url(&endpoint.base_url).into_owned(),
                 message: error.to_string(),
                 retries: 0,
             })?;
@@ -106,8 +118,8 @@ impl OpenAiClient {
                 .clone()
                 .unwrap_or_else(|| SecretString::from("")),
         };
-        let client =
-            async_openai::Client::with_config(config).with_http_service(Transport::new(http));
+        let transport = Transport::new(http, BodyLimits::capped(endpoint.max_reply_bytes));
+        let client = async_openai::Client::with_config(config).with_http_service(transport);
         Ok(OpenAiClient {
             client,
             endpoint,
@@ -123,16 +135,14 @@ impl OpenAiClient {
             let chat = self.client.chat();
             let call = chat.create_byot::<_, Value>(request);
             let failure = match tokio::time::timeout(self.endpoint.timeout, call).await {
-                Ok(Ok(mut body)) => {
-                    // A server (or a proxy) may echo the key back; it must not reach the
-                    // reply, the artifacts or a recording.
-                    self.redact_value(&mut body);
+                Ok(Ok(body)) => {
                     tracing::debug!(
-                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        elapsed_ms =
+                            u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                         retries,
                         "completion received"
                     );
-                    let mut completion = Completion::from_response(body)?;
+                    let mut completion = Completion::from_response(self.keep_key_out(body)?)?;
                     completion.retries = retries;
                     return Ok(completion);
                 }
@@ -173,28 +183,62 @@ impl OpenAiClient {
     }
 
     fn classify(&self, error: OpenAIError, retries: u32) -> Failure {
+        let url = || display_url(&self.endpoint.base_url).into_owned();
         match error {
-            OpenAIError::Boxed(boxed) => match boxed.downcast::<StatusFailure>() {
-                Ok(status) => self.status_failure(*status, retries),
+            OpenAIError::Boxed(boxed) => match boxed.downcast::<TransportFailure>() {
+                Ok(failure) => match *failure {
+                    TransportFailure::Status(status) => self.status_failure(status, retries),
+                    TransportFailure::Body(BodyError::TooLarge { limit, declared }) => {
+                        Failure::fatal(ModelError::ReplyTooLarge { limit, declared })
+                    }
+                    TransportFailure::Body(BodyError::Interrupted(source)) => {
+                        Failure::retryable(ModelError::ResponseReset {
+                            url: url(),
+                            message: crate::text::quote(
+                                &self.redact(&crate::text::error_chain(source.as_ref())),
+                                300,
+                            ),
+                            retries,
+                        })
+                    }
+                    // A pause between chunks longer than the reader allows: nothing answered
+                    // within that time.
+                    TransportFailure::Body(BodyError::Idle { idle }) => {
+                        Failure::retryable(ModelError::Timeout {
+                            timeout: idle,
+                            retries,
+                        })
+                    }
+                    TransportFailure::EventStream { start } => {
+                        Failure::fatal(ModelError::EventStream {
+                            start: crate::text::quote(&self.redact(&start), 120),
+                        })
+                    }
+                },
                 Err(other) => Failure::fatal(ModelError::BadResponse {
-                    message: self.redact(&other.to_string()),
+                    message: crate::text::quote(&self.redact(&other.to_string()), 300),
                 }),
             },
             OpenAIError::Reqwest(error) => Failure::retryable(ModelError::Connect {
-                url: self.endpoint.base_url.clone(),
-                message: self.redact(&crate::text::error_chain(&error)),
+                url: url(),
+                message: crate::text::quote(
+                    &self.redact(&crate::text::error_chain(&error.without_url())),
+                    300,
+                ),
                 retries,
             }),
             OpenAIError::JSONDeserialize(error, content) => {
+                // Only the start of the body is looked at: it may be megabytes of junk.
+                let start: String = content.chars().take(400).collect();
                 Failure::fatal(ModelError::BadResponse {
                     message: format!(
                         "{error}; the body starts `{}`",
-                        crate::text::quote(&self.redact(&content), 120)
+                        crate::text::quote(&self.redact(&start), 120)
                     ),
                 })
             }
             other => Failure::fatal(ModelError::BadResponse {
-                message: self.redact(&other.to_string()),
+                message: crate::text::quote(&self.redact(&other.to_string()), 300),
             }),
         }
     }
@@ -232,35 +276,49 @@ impl OpenAiClient {
         }
     }
 
-    /// Remove the API key from every string of a response body.
-    fn redact_value(&self, value: &mut Value) {
-        let Some(key) = self
-            .endpoint
+    /// The key, when it could be a secret: a placeholder such as `ollama` is never looked for,
+    /// so it can never alter a reply.
+    fn secret(&self) -> Option<&str> {
+        self.endpoint
             .api_key
             .as_ref()
             .map(|k| k.expose_secret())
-            .filter(|k| !k.is_empty())
-        else {
-            return;
-        };
-        match value {
-            Value::String(text) if text.contains(key) => {
-                *text = text.replace(key, "[redacted]");
-            }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
-            Value::Object(map) => map.values_mut().for_each(|v| self.redact_value(v)),
-            _ => {}
-        }
+            .filter(|k| crate::logging::is_secret_like(k))
     }
 
-    /// Remove the API key from text that came back from the server.
-    fn redact(&self, text: &str) -> String {
-        match &self.endpoint.api_key {
-            Some(key) if !key.expose_secret().is_empty() => {
-                text.replace(key.expose_secret(), "[redacted]")
-            }
-            _ => text.to_owned(),
+    /// A response body with the key kept out: refused when the reply's content (the
+    /// deliverable's source) holds the key, since a deliverable is never rewritten; else the
+    /// key is redacted from every other string of it (reasoning, a refusal, metadata), which
+    /// artifacts and recordings keep.
+    fn keep_key_out(&self, mut body: Value) -> Result<Value, ModelError> {
+        let Some(key) = self.secret() else {
+            return Ok(body);
+        };
+        if super::completion::content_of(&body).contains(key) {
+            return Err(ModelError::KeyInReply);
         }
+        redact_value(&mut body, key);
+        Ok(body)
+    }
+
+    /// Remove the key from text that came back from the server.
+    fn redact(&self, text: &str) -> String {
+        match self.secret() {
+            Some(key) => text.replace(key, "[redacted]"),
+            None => text.to_owned(),
+        }
+    }
+}
+
+/// Remove `key` from every string of a response body.
+fn redact_value(value: &mut Value, key: &str) {
+    match value {
+        Value::String(text) if text.contains(key) => {
+            *text = text.replace(key, "[redacted]");
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, key)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_value(v, key)),
+        _ => {}
     }
 }
 
@@ -270,7 +328,7 @@ impl ModelClient for OpenAiClient {
     }
 
     fn describe(&self) -> String {
-        self.endpoint.base_url.clone()
+        display_url(&self.endpoint.base_url).into_owned()
     }
 }
 

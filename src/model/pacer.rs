@@ -18,9 +18,12 @@ impl Pacer {
         Pacer::default()
     }
 
-    /// Hold new requests for `wait` from now (a longer hold already in place stays).
+    /// Hold new requests for `wait` from now (a longer hold already in place stays). A wait
+    /// past the end of time is no hold: the caller refuses such waits before holding.
     pub fn hold(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let Some(until) = Instant::now().checked_add(wait) else {
+            return;
+        };
         let mut resume_at = self.resume_at.lock().unwrap_or_else(|e| e.into_inner());
         if resume_at.is_none_or(|at| at < until) {
             *resume_at = Some(until);

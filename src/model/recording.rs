@@ -4,7 +4,9 @@
 //!
 //! A recording is a JSON file: `{"version": 1, "exchanges": [{"key", "request", "response"}]}`.
 //! The request is the body we sent (no headers, so never a key); the response is the body
-//! the server answered.
+//! the server answered. The file is scrubbed of secrets as every artifact is (a key that the
+//! inputs hold reads `[redacted]`), while each exchange's key is the hash of the request as
+//! sent, so a replay of the same inputs still finds it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -352,12 +354,13 @@ impl<C: ModelClient> Recorder<C> {
             response: response.clone(),
         });
         let text = serde_json::to_string_pretty(&*recording).unwrap_or_default() + "\n";
+        // Exchanges are found by the hash of the request as sent; the file is scrubbed of
+        // secrets (an API key in the inputs), as every artifact is.
+        let text = crate::logging::scrub_bytes(text.as_bytes());
         let target = self.staging.as_ref().unwrap_or(&self.path);
-        crate::artifacts::write_atomic(target, text.as_bytes(), true).map_err(|e| {
-            ModelError::Recording {
-                path: self.path.display().to_string(),
-                message: e.to_string(),
-            }
+        crate::artifacts::write_atomic(target, &text, true).map_err(|e| ModelError::Recording {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
         })
     }
 }

@@ -50,7 +50,9 @@ pub(crate) fn is_retryable(status: u16, body: &str) -> bool {
 }
 
 /// The wait a server asks for: `retry-after-ms` (milliseconds), else `Retry-After` (seconds,
-/// or an HTTP date).
+/// or an HTTP date). A number no [`Duration`] can hold (`Retry-After: 99999999999999999999`,
+/// `inf`) is [`Duration::MAX`], which is over any cap; a negative one, NaN or text that is no
+/// number or date is no request at all.
 pub(crate) fn requested_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
@@ -58,21 +60,29 @@ pub(crate) fn requested_wait(headers: &reqwest::header::HeaderMap) -> Option<Dur
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
+    if let Some(wait) = header("retry-after-ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|ms| seconds(ms / 1000.0))
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(wait);
     }
     let value = header("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return seconds(secs);
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(
         at.duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// A server's number of seconds as a wait, saturating where a [`Duration`] ends.
+fn seconds(secs: f64) -> Option<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 #[cfg(test)]
@@ -110,7 +120,33 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(requested_wait(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(requested_wait(&headers(&[("retry-after", "-5")])), None);
+        assert_eq!(requested_wait(&headers(&[("retry-after", "NaN")])), None);
         assert_eq!(requested_wait(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_a_wait_over_any_cap_not_a_panic() {
+        for pairs in [
+            &[("retry-after", "99999999999999999999")][..],
+            &[("retry-after", "1e300")][..],
+            &[("retry-after", "inf")][..],
+            &[("retry-after-ms", "99999999999999999999999")][..],
+            &[("retry-after-ms", "1e308"), ("retry-after", "1")][..],
+        ] {
+            assert_eq!(
+                requested_wait(&headers(pairs)),
+                Some(Duration::MAX),
+                "{pairs:?}"
+            );
+        }
+        let far = httpdate::fmt_http_date(
+            httpdate::parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT").expect("a date"),
+        );
+        assert!(
+            requested_wait(&headers(&[("retry-after", &far)]))
+                .is_some_and(|wait| wait > Duration::from_secs(1 << 32))
+        );
     }
 
     #[test]

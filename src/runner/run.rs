@@ -148,8 +148,9 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
     let folder = run.folder.as_ref();
     let write = |relative: &str, bytes: &[u8]| -> Result<(), RunError> {
         if let Some(folder) = folder {
+            // The key never reaches an artifact, even when the inputs hold it.
             folder
-                .write(relative, bytes)
+                .write(relative, &crate::logging::scrub_bytes(bytes))
                 .map_err(|source| RunError::Artifacts {
                     path: folder.path().join(relative),
                     source,
@@ -219,7 +220,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
 
     let mut messages = rendered.messages;
     // What the budget counts: the server's usage, or an estimate where it reports none.
-    let mut spent = 0;
+    let mut spent: u64 = 0;
     let mut last_attempt_tokens = 0;
     for number in 1..=run.options.attempts.max(1) {
         if run.cancel.is_cancelled() {
@@ -228,7 +229,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         }
         if let Some(budget) = run.options.max_total_tokens
             && number > 1
-            && spent + last_attempt_tokens > budget
+            && spent.saturating_add(last_attempt_tokens) > budget
         {
             report.stop_reason = Some(format!(
                 "stopped before attempt {number}: {spent} tokens used, and another attempt (about {last_attempt_tokens}) would exceed the budget of {budget}"
@@ -300,7 +301,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                     + completion.reasoning.as_ref().map_or(0, String::len),
             ),
         };
-        spent += last_attempt_tokens;
+        spent = spent.saturating_add(last_attempt_tokens);
         report.attempts.push(AttemptRecord {
             number,
             outcome: verdict.outcome,
