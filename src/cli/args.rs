@@ -57,6 +57,8 @@ pub enum Command {
     Pipeline(super::PipelineArgs),
     /// Serve the agents as Model Context Protocol tools over stdio.
     Mcp(super::McpArgs),
+    /// Record a fixture case (or a pipeline run) from hand-written replies, with no model.
+    Record(super::RecordCommandArgs),
 }
 
 /// `agent list`.

@@ -9,6 +9,7 @@ mod mcp;
 mod model_args;
 mod output;
 mod pipeline;
+mod record;
 mod render;
 mod run;
 mod show;
@@ -19,6 +20,7 @@ pub use eval::{EvalAction, EvalArgs, EvalRunArgs, MergeArgs};
 pub use mcp::McpArgs;
 pub use model_args::{ModelArgs, RecordArgs};
 pub use pipeline::{PipelineAction, PipelineArgs, PipelineCheckArgs, PipelineRunArgs};
+pub use record::RecordCommandArgs;
 pub use run::RunArgs;
 
 use crate::error::Error;
@@ -94,5 +96,6 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
             PipelineAction::Check(check_args) => pipeline::check_only(&project()?, check_args),
         },
         Command::Mcp(args) => mcp::run(&project()?, &args).await,
+        Command::Record(args) => record::run(&project()?, &args, cli.global.quiet).await,
     }
 }
