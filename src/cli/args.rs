@@ -178,7 +178,7 @@ pub struct CheckArgs {
     pub agent: String,
     /// The reply: a file holding the model's whole answer, or `-` for stdin.
     pub reply: PathBuf,
-    /// One JSON object on stdout: outcome, violations, warnings, repairs, reasoning, deliverable.
+    /// One JSON object on stdout: outcome, violations, warnings, repairs, reasoning, deliverable, value (parsed).
     #[arg(long)]
     pub json: bool,
 }
