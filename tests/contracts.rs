@@ -310,3 +310,89 @@ fn a_tagged_case_is_recorded_reasked_and_asserted_on_its_fields() {
         std::fs::read_to_string(out.join("deliverable.txt")).expect("deliverable.txt");
     assert!(deliverable.contains("<S2>5</S2>") && !deliverable.contains("<S0>"));
 }
+
+fn reference() -> String {
+    std::fs::read_to_string(common::root().join("docs/contracts.md")).expect("docs/contracts.md")
+}
+
+/// The fenced blocks of a markdown text: (info string, body).
+fn fenced_blocks(text: &str) -> Vec<(String, String)> {
+    let mut blocks = Vec::new();
+    let mut open: Option<(String, String)> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        match &mut open {
+            None if trimmed.starts_with("```") => {
+                open = Some((
+                    trimmed.trim_start_matches('`').trim().to_owned(),
+                    String::new(),
+                ));
+            }
+            Some(_) if trimmed == "```" => blocks.extend(open.take()),
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_reference_examples_are_contracts_that_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut loaded = Vec::new();
+    for (info, body) in fenced_blocks(&reference()) {
+        if let Some(name) = body.lines().next().and_then(|l| l.strip_prefix("# file: ")) {
+            let path = dir.path().join(name.trim());
+            std::fs::write(&path, &body).expect("write");
+            let contract = Contract::load(&path).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            loaded.push(contract.summary());
+        } else if info == "json" && body.contains("\"$schema\"") {
+            let contract = Contract::json_from_str(Path::new("example.schema.json"), &body)
+                .unwrap_or_else(|e| panic!("the JSON example: {e:?}"));
+            loaded.push(contract.summary());
+        }
+    }
+    assert_eq!(loaded.len(), 3, "{loaded:?}");
+    assert!(
+        loaded[0].starts_with("tagged answer, 4 field(s) in order"),
+        "{loaded:?}"
+    );
+    assert!(
+        loaded[1].contains("front matter with title, date, severity"),
+        "{loaded:?}"
+    );
+}
+
+#[test]
+fn the_reference_names_every_rule_the_verdicts_record() {
+    let reference = reference();
+    let mut files: Vec<PathBuf> = suites()
+        .into_iter()
+        .map(|dir| dir.join("replies/verdicts.yaml"))
+        .collect();
+    files.extend(common::AGENTS.iter().map(|agent| {
+        common::root()
+            .join("fixtures")
+            .join(agent)
+            .join("replies/verdicts.yaml")
+    }));
+    let mut missing = std::collections::BTreeSet::new();
+    for file in files {
+        let verdicts: BTreeMap<String, Expected> = read_yaml(&file);
+        for expected in verdicts.values() {
+            for finding in expected.violations.iter().chain(&expected.warnings) {
+                let rule = finding.split(" at ").next().unwrap_or_default();
+                if !reference.contains(&format!("`{rule}`")) {
+                    missing.insert(rule.to_owned());
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/contracts.md does not name {missing:?}"
+    );
+}
