@@ -430,11 +430,11 @@ impl Judge<'_> {
     fn occurrences(&self, tags: &[Tag]) -> (Vec<Occurrence>, Vec<Tag>) {
         let mut found = Vec::new();
         let mut lone = Vec::new();
-        let mut open: Option<&Tag> = None;
-        for tag in tags.iter().filter(|t| t.field.is_some()) {
-            let field = tag.field.unwrap_or_default();
-            if let Some(current) = open {
-                let current_field = current.field.unwrap_or_default();
+        // The open field's tag, and which field it opens.
+        let mut open: Option<(&Tag, usize)> = None;
+        for tag in tags {
+            let Some(field) = tag.field else { continue };
+            if let Some((current, current_field)) = open {
                 if tag.kind == TagKind::Close && field == current_field {
                     found.push(Occurrence {
                         field,
@@ -455,7 +455,7 @@ impl Judge<'_> {
                 open = None;
             }
             match tag.kind {
-                TagKind::Open => open = Some(tag),
+                TagKind::Open => open = Some((tag, field)),
                 TagKind::Empty => found.push(Occurrence {
                     field,
                     span: tag.range.clone(),
@@ -465,9 +465,9 @@ impl Judge<'_> {
                 TagKind::Close => lone.push(tag.clone()),
             }
         }
-        if let Some(current) = open {
+        if let Some((current, field)) = open {
             found.push(Occurrence {
-                field: current.field.unwrap_or_default(),
+                field,
                 span: current.range.start..self.text.len(),
                 content: current.range.end..self.text.len(),
                 cut_by: Some(None),
