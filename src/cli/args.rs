@@ -61,6 +61,8 @@ pub enum Command {
     Import(super::ImportArgs),
     /// Find what makes agents do other than their authors meant: unbound placeholders, mojibake, broken examples.
     Lint(super::LintArgs),
+    /// Record a fixture case (or a pipeline run) from hand-written replies, with no model.
+    Record(super::RecordCommandArgs),
 }
 
 /// `agent list`.
@@ -180,7 +182,7 @@ pub struct CheckArgs {
     pub agent: String,
     /// The reply: a file holding the model's whole answer, or `-` for stdin.
     pub reply: PathBuf,
-    /// One JSON object on stdout: outcome, violations, warnings, repairs, reasoning, deliverable.
+    /// One JSON object on stdout: outcome, violations, warnings, repairs, reasoning, deliverable, value (parsed).
     #[arg(long)]
     pub json: bool,
 }

@@ -1,4 +1,5 @@
-//! `agent check`: split a reply, judge its deliverable, report.
+//! `agent check`: split a reply, judge its deliverable, report. Every kind of contract
+//! (JSON Schema, markdown scaffold, tagged answer) is judged the same way `agent run` judges it.
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,8 @@ pub(crate) fn run(project: &Project, args: &CheckArgs) -> Result<Status, Error> 
             "repairs": verdict.repairs,
             "reasoning": extracted.reasoning,
             "deliverable": verdict.deliverable,
+            // A JSON deliverable parsed, or a tagged answer's fields as one object.
+            "value": verdict.json,
         });
         serde_json::to_string_pretty(&envelope).unwrap_or_default() + "\n"
     } else {

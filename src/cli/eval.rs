@@ -15,7 +15,7 @@ use crate::eval::{
     Selection, Shard, merge, run_eval, select,
 };
 use crate::exit::Status;
-use crate::model::{OpenAiClient, Pacer};
+use crate::model::{ModelClient, OpenAiClient, Pacer};
 use crate::project::Project;
 
 /// `agent eval`.
@@ -209,10 +209,9 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
             what: "any agent".into(),
         })?;
         // Every case shares one client, so a 429 holds the whole pool.
-        live = Some(Arc::new(OpenAiClient::new(
-            first.endpoint(),
-            Arc::new(Pacer::new()),
-        )?));
+        let client: Arc<dyn ModelClient> =
+            Arc::new(OpenAiClient::new(first.endpoint(), Arc::new(Pacer::new()))?);
+        live = Some(client);
     }
     let folder = match resumed {
         Some(folder) => {

@@ -11,6 +11,7 @@ mod mcp;
 mod model_args;
 mod output;
 mod pipeline;
+mod record;
 mod render;
 mod run;
 mod show;
@@ -23,6 +24,7 @@ pub use lint::{LintArgs, LintFormat};
 pub use mcp::McpArgs;
 pub use model_args::{ModelArgs, RecordArgs};
 pub use pipeline::{PipelineAction, PipelineArgs, PipelineCheckArgs, PipelineRunArgs};
+pub use record::RecordCommandArgs;
 pub use run::RunArgs;
 
 use crate::error::Error;
@@ -100,5 +102,6 @@ pub async fn run(cli: Cli) -> Result<Status, Error> {
         Command::Mcp(args) => mcp::run(&project()?, &args).await,
         Command::Import(args) => import::run(cli.global.project.as_deref(), &args),
         Command::Lint(args) => lint::run(&project()?, &args),
+        Command::Record(args) => record::run(&project()?, &args, cli.global.quiet).await,
     }
 }

@@ -73,6 +73,11 @@ fn describe(project: &Project, agent: &Agent) -> String {
             let _ = writeln!(text, "              {line}");
         }
     }
+    if let Some(tagged) = agent.contract.tagged() {
+        for line in tagged_lines(tagged) {
+            let _ = writeln!(text, "              {line}");
+        }
+    }
     let defaults = &prompt.defaults;
     let mut parts = Vec::new();
     if let Some(model) = &defaults.model {
@@ -149,7 +154,7 @@ fn scaffold_lines(scaffold: &crate::contract::Scaffold) -> Vec<String> {
         } else {
             format!(" ({})", extras.join("; "))
         };
-        lines.push(format!("- {}{extras}", section.heading));
+        lines.push(format!("- {}{extras}", section.label()));
     }
     if !scaffold.required_lines.is_empty() {
         lines.push(format!(
@@ -157,12 +162,41 @@ fn scaffold_lines(scaffold: &crate::contract::Scaffold) -> Vec<String> {
             scaffold.required_lines.join(" ")
         ));
     }
+    if let Some(front_matter) = &scaffold.front_matter {
+        lines.push(format!(
+            "front matter{}{}",
+            if front_matter.required {
+                ""
+            } else {
+                " (optional)"
+            },
+            if front_matter.keys.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", front_matter.keys.join(", "))
+            }
+        ));
+    }
+    for rule in scaffold
+        .lines
+        .iter()
+        .filter(|r| r.severity == crate::contract::Severity::Hard)
+    {
+        lines.push(rule.describe());
+    }
     let mut soft = Vec::new();
     if let Some(range) = scaffold.soft.bullets_per_section {
         soft.push(format!("{}–{} bullets per section", range.min, range.max));
     }
     if scaffold.soft.title_case_headings {
         soft.push("Title Case headings".into());
+    }
+    for rule in scaffold
+        .lines
+        .iter()
+        .filter(|r| r.severity == crate::contract::Severity::Soft)
+    {
+        soft.push(rule.describe());
     }
     if !scaffold.soft.unfilled_placeholders.is_empty() {
         soft.push(format!(
@@ -185,6 +219,15 @@ fn scaffold_lines(scaffold: &crate::contract::Scaffold) -> Vec<String> {
         lines.push(format!("warnings only: {}", soft.join("; ")));
     }
     lines
+}
+
+/// The tagged fields, each with what it takes.
+fn tagged_lines(tagged: &crate::contract::TaggedContract) -> Vec<String> {
+    tagged
+        .fields
+        .iter()
+        .map(|field| format!("- <{}> {}", field.tag, field.describe()))
+        .collect()
 }
 
 fn describe_input(spec: &InputSpec) -> String {

@@ -2,6 +2,7 @@
 //!
 //! ```json
 //! "x-agent": {
+//!   "prose": "hard",
 //!   "declined": { "pointer": "/error", "equals": "insufficient_context" },
 //!   "checks": [
 //!     { "rule": "max-words", "pointer": "/summary", "max": 200 },
@@ -13,18 +14,37 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::scaffold::Strictness;
 use super::verdict::{Location, Violation};
 use crate::text;
 
 /// Our extension block of a JSON Schema.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Extension {
+    /// Prose around the one JSON object: the object is taken out of it either way, and this
+    /// says whether that is a violation, a warning (the default) or nothing.
+    #[serde(default = "soft")]
+    pub(crate) prose: Strictness,
     /// When the deliverable is a refusal.
     pub(crate) declined: Option<Declined>,
     /// The named checks.
     #[serde(default)]
     pub(crate) checks: Vec<NamedCheck>,
+}
+
+impl Default for Extension {
+    fn default() -> Extension {
+        Extension {
+            prose: soft(),
+            declined: None,
+            checks: Vec::new(),
+        }
+    }
+}
+
+fn soft() -> Strictness {
+    Strictness::Soft
 }
 
 /// A deliverable is a refusal when the value at `pointer` equals `equals`.

@@ -7,7 +7,8 @@ use serde_json::Value;
 use super::error::ContractError;
 use super::json::JsonContract;
 use super::markdown;
-use super::scaffold::Scaffold;
+use super::scaffold::{Scaffold, Strictness};
+use super::tagged::TaggedContract;
 use super::verdict::{Location, Verdict, Violation};
 use crate::extract::{ExtractIssue, Extracted};
 
@@ -23,31 +24,46 @@ pub struct Contract {
 enum Kind {
     Json(Box<JsonContract>),
     Markdown(Scaffold),
+    Tagged(TaggedContract),
 }
 
 impl Contract {
-    /// Load a contract; `*.schema.json` is a JSON Schema, `*.scaffold.yaml` a markdown scaffold.
+    /// Load a contract; `*.schema.json` is a JSON Schema, `*.scaffold.yaml` a markdown
+    /// scaffold, `*.tagged.yaml` a tagged answer (`.yml` also).
     pub fn load(path: &Path) -> Result<Contract, ContractError> {
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let is_json = file_name.ends_with(".schema.json");
-        let is_scaffold =
-            file_name.ends_with(".scaffold.yaml") || file_name.ends_with(".scaffold.yml");
-        if !is_json && !is_scaffold {
+        let yaml = |kind: &str| {
+            file_name.ends_with(&format!(".{kind}.yaml"))
+                || file_name.ends_with(&format!(".{kind}.yml"))
+        };
+        #[derive(PartialEq)]
+        enum Format {
+            Json,
+            Scaffold,
+            Tagged,
+        }
+        let format = if file_name.ends_with(".schema.json") {
+            Format::Json
+        } else if yaml("scaffold") {
+            Format::Scaffold
+        } else if yaml("tagged") {
+            Format::Tagged
+        } else {
             return Err(ContractError::UnknownKind {
                 path: path.to_owned(),
             });
-        }
+        };
         let text = std::fs::read_to_string(path).map_err(|source| ContractError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let kind = if is_json {
-            Kind::Json(Box::new(JsonContract::load(path, &text)?))
-        } else {
-            Kind::Markdown(Scaffold::load(path, &text)?)
+        let kind = match format {
+            Format::Json => Kind::Json(Box::new(JsonContract::load(path, &text)?)),
+            Format::Scaffold => Kind::Markdown(Scaffold::load(path, &text)?),
+            Format::Tagged => Kind::Tagged(TaggedContract::load(path, &text)?),
         };
         Ok(Contract {
             path: path.to_owned(),
@@ -63,27 +79,55 @@ impl Contract {
         })
     }
 
+    /// A tagged contract from text; `path` names it in messages.
+    pub fn tagged_from_str(path: &Path, text: &str) -> Result<Contract, ContractError> {
+        Ok(Contract {
+            path: path.to_owned(),
+            kind: Kind::Tagged(TaggedContract::load(path, text)?),
+        })
+    }
+
     /// The JSON Schema, for a JSON contract.
     pub fn json_schema(&self) -> Option<&Value> {
         match &self.kind {
             Kind::Json(json) => Some(&json.schema),
+            Kind::Markdown(_) | Kind::Tagged(_) => None,
+        }
+    }
+
+    /// The JSON Schema of the deliverable's parsed value ([`Verdict::json`]): a JSON
+    /// contract's schema, or the object of a tagged contract's fields. None for markdown.
+    /// What JSON pointers into a deliverable can be checked against.
+    pub fn value_schema(&self) -> Option<Value> {
+        match &self.kind {
+            Kind::Json(json) => Some(json.schema.clone()),
+            Kind::Tagged(tagged) => Some(tagged.value_schema()),
             Kind::Markdown(_) => None,
         }
     }
 
-    /// The extension of a deliverable file under this contract.
+    /// The extension of a deliverable file under this contract: a tagged answer is plain text.
     pub fn deliverable_extension(&self) -> &'static str {
         match &self.kind {
             Kind::Json(_) => "json",
             Kind::Markdown(_) => "md",
+            Kind::Tagged(_) => "txt",
         }
     }
 
     /// The scaffold, for a markdown contract.
     pub fn scaffold(&self) -> Option<&Scaffold> {
         match &self.kind {
-            Kind::Json(_) => None,
             Kind::Markdown(scaffold) => Some(scaffold),
+            Kind::Json(_) | Kind::Tagged(_) => None,
+        }
+    }
+
+    /// The fields, for a tagged contract.
+    pub fn tagged(&self) -> Option<&TaggedContract> {
+        match &self.kind {
+            Kind::Tagged(tagged) => Some(tagged),
+            Kind::Json(_) | Kind::Markdown(_) => None,
         }
     }
 
@@ -102,7 +146,7 @@ impl Contract {
                 let title = scaffold
                     .title
                     .as_ref()
-                    .map(|t| format!("titled `{}`, ", t.text))
+                    .map(|t| format!("titled `{}`, ", t.label()))
                     .unwrap_or_default();
                 let required = scaffold.sections.iter().filter(|s| !s.optional).count();
                 let optional = scaffold.sections.len() - required;
@@ -120,7 +164,41 @@ impl Contract {
                         scaffold.required_lines.join(" ")
                     ));
                 }
+                if let Some(front_matter) = &scaffold.front_matter {
+                    summary.push_str(&format!(
+                        ", front matter{}",
+                        if front_matter.keys.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with {}", front_matter.keys.join(", "))
+                        }
+                    ));
+                }
+                if !scaffold.lines.is_empty() {
+                    summary.push_str(&format!(", {} line rule(s)", scaffold.lines.len()));
+                }
                 summary
+            }
+            Kind::Tagged(tagged) => {
+                let tags: Vec<String> = tagged
+                    .fields
+                    .iter()
+                    .map(|f| format!("<{}>", f.tag))
+                    .collect();
+                let order = match tagged.order {
+                    super::tagged::Order::Strict => "in order",
+                    super::tagged::Order::Any => "in any order",
+                };
+                let outside = match tagged.outside {
+                    Strictness::Hard => "nothing outside them",
+                    Strictness::Soft => "text outside them warns",
+                    Strictness::Allowed => "text outside them allowed",
+                };
+                format!(
+                    "tagged answer, {} field(s) {order}: {}; {outside}",
+                    tagged.fields.len(),
+                    tags.join(" ")
+                )
             }
         }
     }
@@ -171,6 +249,12 @@ pub fn judge(
             });
             findings.extend(judged.findings);
             (judged.repairs, judged.deliverable, false)
+        }
+        Kind::Tagged(tagged) => {
+            let judged = tagged.judge(deliverable, &|offset| extracted.reply_line(reply, offset));
+            findings.extend(judged.findings);
+            parsed = Some(judged.value);
+            (Vec::new(), deliverable.clone(), false)
         }
     };
     let mut verdict = Verdict::new(findings, repairs, cleaned, declined);

@@ -18,8 +18,8 @@ pub enum ContractError {
         source: std::io::Error,
     },
 
-    /// The file's name says neither JSON Schema nor scaffold.
-    #[error("contract `{}` is neither a JSON Schema (`*.schema.json`) nor a markdown scaffold (`*.scaffold.yaml`)", path.display())]
+    /// The file's name says no kind of contract.
+    #[error("contract `{}` is not a JSON Schema (`*.schema.json`), a markdown scaffold (`*.scaffold.yaml`) or a tagged answer (`*.tagged.yaml`)", path.display())]
     #[diagnostic(code(agent::contract::kind))]
     UnknownKind {
         /// The contract file.

@@ -76,7 +76,7 @@ impl JsonContract {
     }
 
     pub(crate) fn judge(&self, deliverable: &str) -> JsonJudgement {
-        let found = repair::find_json(deliverable);
+        let found = repair::find_json(deliverable, self.extension.prose);
         let mut findings = found.findings;
         let declined = match &found.value {
             Some(value) if value.is_object() => {

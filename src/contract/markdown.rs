@@ -3,8 +3,10 @@
 use std::ops::Range;
 
 use super::outline::{Heading, Outline};
-use super::scaffold::{Matching, Scaffold, SectionSpec, Strictness};
-use super::verdict::{Location, Violation};
+use super::scaffold::{
+    FrontMatterSpec, LineRef, Matching, NamedLine, Scaffold, SectionSpec, Strictness,
+};
+use super::verdict::{Location, Severity, Violation};
 use crate::text::{self, fold, fold_tight};
 
 /// The judgement of a markdown deliverable, before it becomes a verdict.
@@ -32,7 +34,18 @@ pub(crate) fn judge(
         ));
     }
     let (document, segments) = unwrapped.unwrap_or_else(|| (deliverable.to_owned(), vec![(0, 0)]));
-    let outline = Outline::parse(&document);
+    // A declared front matter block is read on its own and blanked for the other checks (its
+    // `---` lines would read as a rule and a setext heading), keeping every offset in place.
+    let front_matter = scaffold
+        .front_matter
+        .as_ref()
+        .and_then(|_| FrontMatter::find(&document));
+    let checked = match &front_matter {
+        Some(block) if block.closed => blank(&document, block.range.clone()),
+        // An unclosed block's end cannot be told: the document is checked as written.
+        _ => document.clone(),
+    };
+    let outline = Outline::parse(&checked);
     let to_deliverable = |offset: usize| {
         let (document_start, source_start) = segments
             .iter()
@@ -43,11 +56,14 @@ pub(crate) fn judge(
         source_start + (offset - document_start)
     };
     let checker = Checker {
-        document: &document,
+        document: &checked,
+        original: &document,
         outline: &outline,
         line: &|offset| reply_line(to_deliverable(offset)),
+        title: std::cell::Cell::new(None),
+        sections: &scaffold.sections,
     };
-    checker.check(scaffold, &mut findings);
+    checker.check(scaffold, front_matter.as_ref(), &mut findings);
     MarkdownJudgement {
         findings,
         repairs,
@@ -103,18 +119,111 @@ fn unwrap_fence(text: &str) -> Option<(String, Vec<(usize, usize)>)> {
     Some((document, segments))
 }
 
-struct Checker<'a> {
-    document: &'a str,
-    outline: &'a Outline,
-    line: &'a dyn Fn(usize) -> usize,
+/// A YAML front matter block at the top of a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FrontMatter {
+    /// From its opening `---` to the end of its closing line (or of the document).
+    range: Range<usize>,
+    /// The YAML between the two lines.
+    yaml: Range<usize>,
+    /// Closed by a `---` (or `...`) line.
+    closed: bool,
 }
 
-fn heading_matches(heading: &str, wanted: &str, matching: Matching) -> bool {
-    let (heading, wanted) = (fold(heading), fold(wanted));
-    match matching {
-        Matching::Exact => heading == wanted,
-        Matching::Prefix => heading.starts_with(&wanted),
+impl FrontMatter {
+    /// The block, when the document's first non-blank line is `---`.
+    fn find(document: &str) -> Option<FrontMatter> {
+        let mut offset = 0;
+        let mut lines = document.split_inclusive('\n');
+        let mut start = None;
+        for line in lines.by_ref() {
+            if line.trim().is_empty() {
+                offset += line.len();
+                continue;
+            }
+            if line.trim_end() == "---" {
+                start = Some(offset);
+                offset += line.len();
+            }
+            break;
+        }
+        let start = start?;
+        let yaml_start = offset;
+        for line in lines {
+            if matches!(line.trim_end(), "---" | "...") {
+                return Some(FrontMatter {
+                    range: start..offset + line.len(),
+                    yaml: yaml_start..offset,
+                    closed: true,
+                });
+            }
+            offset += line.len();
+        }
+        Some(FrontMatter {
+            range: start..document.len(),
+            yaml: yaml_start..document.len(),
+            closed: false,
+        })
     }
+}
+
+/// `text` with `range` turned to spaces, its line breaks kept: offsets and lines stay put.
+fn blank(text: &str, range: Range<usize>) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    for byte in &mut bytes[range] {
+        if *byte != b'\n' {
+            *byte = b' ';
+        }
+    }
+    // Whole lines of UTF-8 turned to ASCII spaces stay UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|_| text.to_owned())
+}
+
+struct Checker<'a> {
+    /// The document the structural checks read (a declared front matter blanked).
+    document: &'a str,
+    /// The document as written.
+    original: &'a str,
+    outline: &'a Outline,
+    line: &'a dyn Fn(usize) -> usize,
+    /// The title heading's offset, once found.
+    title: std::cell::Cell<Option<usize>>,
+    /// Every section of the scaffold, at every level.
+    sections: &'a [SectionSpec],
+}
+
+/// Does a named (not patterned) section anywhere in `specs` match `heading`?
+fn names_elsewhere(specs: &[SectionSpec], heading: &str) -> bool {
+    specs.iter().any(|spec| {
+        (spec.matching != Matching::Regex && spec.matches(heading))
+            || names_elsewhere(&spec.subsections, heading)
+    })
+}
+
+/// Where a missing section stands instead: a heading at another level, or a line of text.
+enum StandIn<'h> {
+    Level(&'h Heading),
+    Text { offset: usize, line: String },
+}
+
+/// A line that reads like a heading written as text: bold alone on its line (`**Changes**`),
+/// or ending with a colon (`CHANGES:`). The text inside, and whether it is so marked.
+fn pseudo_heading(line: &str) -> Option<(String, bool)> {
+    let trimmed = line.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 120 || trimmed.starts_with(['#', '|', '>']) {
+        return None;
+    }
+    let unmarked = trimmed.trim_end_matches(':').trim_end();
+    for marker in ["**", "__"] {
+        if let Some(inner) = unmarked
+            .strip_prefix(marker)
+            .and_then(|rest| rest.strip_suffix(marker))
+            .filter(|inner| !inner.contains(marker))
+        {
+            return Some((inner.trim().trim_end_matches(':').trim().to_owned(), true));
+        }
+    }
+    Some((unmarked.to_owned(), trimmed.ends_with(':')))
 }
 
 fn push(
@@ -140,8 +249,13 @@ impl Checker<'_> {
         Location::line((self.line)(offset), heading.map(heading_line))
     }
 
-    fn check(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
-        if self.document.trim().is_empty() {
+    fn check(
+        &self,
+        scaffold: &Scaffold,
+        front_matter: Option<&FrontMatter>,
+        findings: &mut Vec<Violation>,
+    ) {
+        if self.document.trim().is_empty() && front_matter.is_none() {
             // One finding says it all; listing every missing section would bury it.
             findings.push(Violation::hard(
                 "markdown.empty",
@@ -150,25 +264,33 @@ impl Checker<'_> {
             ));
             return;
         }
+        if let Some(spec) = &scaffold.front_matter {
+            self.check_front_matter(spec, front_matter, findings);
+        }
         let headings = &self.outline.headings;
         // Sections sit at the level of the first heading that names one, whatever the title.
         let discovered_level = headings
             .iter()
-            .find(|h| {
-                scaffold
-                    .sections
-                    .iter()
-                    .any(|s| heading_matches(&h.text, &s.heading, s.matching))
-            })
+            .find(|h| scaffold.sections.iter().any(|s| s.matches(&h.text)))
             .map(|h| h.level);
         let (title, section_level) = match &scaffold.title {
             Some(spec) => {
-                let title = headings
-                    .iter()
-                    .find(|h| heading_matches(&h.text, &spec.text, spec.matching));
+                let title = headings.iter().find(|h| spec.matches(&h.text));
+                self.title.set(title.map(|t| t.offset));
                 match title {
                     Some(title) => (Some(title), title.level + 1),
                     None => {
+                        let as_text = (spec.matching != Matching::Regex)
+                            .then(|| self.text_stand_in(&spec.text, spec.matching))
+                            .flatten()
+                            .map(|(offset, line)| {
+                                format!(
+                                    "; found `{}` as plain text at line {}, not as a heading",
+                                    text::quote(&line, 80),
+                                    (self.line)(offset)
+                                )
+                            })
+                            .unwrap_or_default();
                         let first = headings
                             .first()
                             .map(|h| {
@@ -182,7 +304,7 @@ impl Checker<'_> {
                         findings.push(Violation::hard(
                             "markdown.title",
                             Location::document(),
-                            format!("no title heading `{}`{first}", spec.text),
+                            format!("no title heading `{}`{first}{as_text}", spec.label()),
                         ));
                         (None, discovered_level.unwrap_or(2))
                     }
@@ -203,6 +325,7 @@ impl Checker<'_> {
         );
         self.check_trailing(scaffold, findings);
         self.check_required_lines(scaffold, findings);
+        self.check_lines(scaffold, findings);
         self.check_soft(scaffold, title, &matched, findings);
     }
 
@@ -278,11 +401,25 @@ impl Checker<'_> {
         let mut matched: Vec<(usize, &Heading, Range<usize>)> = Vec::new();
         let mut unmatched: Vec<&Heading> = Vec::new();
         for heading in &headings {
-            let Some(index) = specs
+            // A heading the scaffold names outright is that section; a pattern (`.+`) takes a
+            // heading only while its section is still open and nothing after it was seen.
+            let named = specs
                 .iter()
-                .position(|s| heading_matches(&heading.text, &s.heading, s.matching))
-            else {
+                .position(|s| s.matching != Matching::Regex && s.matches(&heading.text));
+            let patterned = || {
+                specs.iter().enumerate().position(|(index, s)| {
+                    s.matching == Matching::Regex
+                        && s.matches(&heading.text)
+                        && !matched.iter().any(|(seen, _, _)| *seen >= index)
+                })
+            };
+            let Some(index) = named.or_else(patterned) else {
                 unmatched.push(heading);
+                // A section of the scaffold at the wrong level is reported as such where it
+                // belongs, not as a section the scaffold does not know.
+                if names_elsewhere(self.sections, &heading.text) {
+                    continue;
+                }
                 push(
                     findings,
                     extra,
@@ -306,8 +443,20 @@ impl Checker<'_> {
         let required = specs.iter().filter(|s| !s.optional).count();
         if matched.is_empty() && required > 1 && parent.is_none() {
             // Not one section: say so once, rather than once per section.
+            let as_text: Vec<(usize, String)> = specs
+                .iter()
+                .filter(|s| !s.optional && s.matching != Matching::Regex)
+                .filter_map(|s| self.text_stand_in(&s.heading, s.matching))
+                .collect();
             let bold = self.bold_lines();
-            let hint = if bold > 0 {
+            let hint = if let Some((offset, line)) = as_text.iter().min_by_key(|(o, _)| *o) {
+                format!(
+                    "; {} of them are written as plain text, not as headings (the first: `{}` at line {})",
+                    as_text.len(),
+                    text::quote(line, 80),
+                    (self.line)(*offset)
+                )
+            } else if bold > 0 {
                 format!("; {bold} bold line(s) look like headings but are not")
             } else {
                 String::new()
@@ -317,7 +466,7 @@ impl Checker<'_> {
                 Location::document(),
                 format!(
                     "none of the {required} sections was found: no level-{level} heading names one (expected `{}` first){hint}",
-                    specs[0].heading
+                    specs[0].label()
                 ),
             ));
             return matched;
@@ -330,7 +479,7 @@ impl Checker<'_> {
                 .iter()
                 .rev()
                 .find(|s| !s.optional)
-                .map(|s| format!(" (expected after `{}`)", s.heading))
+                .map(|s| format!(" (expected after `{}`)", s.label()))
                 .unwrap_or_default();
             let next = matched
                 .iter()
@@ -356,9 +505,42 @@ impl Checker<'_> {
                     String::new(),
                 ),
             };
+            match self.stand_in(spec, level) {
+                Some(StandIn::Level(heading)) => {
+                    findings.push(Violation::hard(
+                        "markdown.heading-level",
+                        self.at(heading),
+                        format!(
+                            "section `{}` is a level-{} heading (`{}`); it belongs at level {level} (`{} {}`)",
+                            spec.heading,
+                            heading.level,
+                            heading_line(heading),
+                            "#".repeat(level),
+                            heading.text
+                        ),
+                    ));
+                    continue;
+                }
+                Some(StandIn::Text { offset, line }) => {
+                    findings.push(Violation::hard(
+                        "markdown.heading-as-text",
+                        self.at_offset(offset, None),
+                        format!(
+                            "found `{}` as plain text at line {}, not as a heading; write section `{}` as `{} {}`",
+                            text::quote(&line, 80),
+                            (self.line)(offset),
+                            spec.heading,
+                            "#".repeat(level),
+                            spec.heading
+                        ),
+                    ));
+                    continue;
+                }
+                None => {}
+            }
             let near = unmatched
                 .iter()
-                .find(|h| near_miss(&h.text, &spec.heading))
+                .find(|h| spec.matching != Matching::Regex && near_miss(&h.text, &spec.heading))
                 .map(|h| {
                     format!(
                         "; did you mean `{}` (line {})?",
@@ -372,7 +554,7 @@ impl Checker<'_> {
                 location,
                 format!(
                     "section `{}` is missing{after}{end_note}{near}",
-                    spec.heading
+                    spec.label()
                 ),
             ));
         }
@@ -380,6 +562,250 @@ impl Checker<'_> {
             self.check_contents(&specs[*index], heading, section.clone(), findings);
         }
         matched
+    }
+
+    /// What stands where the missing section `spec` of `level` should be: its heading at
+    /// another level, or its heading written as text. A pattern (`match: regex`) would find
+    /// stand-ins everywhere, so only named sections have them.
+    fn stand_in(&self, spec: &SectionSpec, level: usize) -> Option<StandIn<'_>> {
+        if spec.matching == Matching::Regex {
+            return None;
+        }
+        let title = self.title.get();
+        let misplaced = self
+            .outline
+            .headings
+            .iter()
+            .find(|h| h.level != level && Some(h.offset) != title && spec.matches(&h.text));
+        if let Some(heading) = misplaced {
+            return Some(StandIn::Level(heading));
+        }
+        self.text_stand_in(&spec.heading, spec.matching)
+            .map(|(offset, line)| StandIn::Text { offset, line })
+    }
+
+    /// The first line of text (outside code blocks) that reads as the heading `wanted`: bold
+    /// or ending with a colon, or, for an exact heading, the heading's words alone.
+    fn text_stand_in(&self, wanted: &str, matching: Matching) -> Option<(usize, String)> {
+        let wanted = fold(wanted);
+        let names = |text: &str| match matching {
+            Matching::Exact => fold(text) == wanted,
+            Matching::Prefix => fold(text).starts_with(&wanted),
+            Matching::Regex => false,
+        };
+        let in_code = |offset: usize| {
+            self.outline
+                .code_blocks
+                .iter()
+                .any(|b| (b.offset..b.end).contains(&offset))
+        };
+        let mut offset = 0;
+        for line in self.document.split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            if in_code(start) {
+                continue;
+            }
+            let Some((inner, marked)) = pseudo_heading(line) else {
+                continue;
+            };
+            // A sentence that starts like a prefix heading is not one.
+            let plain_ok = matching == Matching::Exact;
+            if (marked || plain_ok) && names(&inner) {
+                return Some((
+                    start + (line.len() - line.trim_start().len()),
+                    line.trim().to_owned(),
+                ));
+            }
+        }
+        None
+    }
+
+    /// The YAML front matter block: there, closed, valid YAML, a mapping, every key with a value.
+    fn check_front_matter(
+        &self,
+        spec: &FrontMatterSpec,
+        block: Option<&FrontMatter>,
+        findings: &mut Vec<Violation>,
+    ) {
+        let keys = if spec.keys.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " with {}",
+                spec.keys
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let Some(block) = block else {
+            if spec.required {
+                let first = self
+                    .original
+                    .split_inclusive('\n')
+                    .scan(0, |offset, line| {
+                        let start = *offset;
+                        *offset += line.len();
+                        Some((start, line))
+                    })
+                    .find(|(_, line)| !line.trim().is_empty());
+                let fenced = first
+                    .filter(|(_, line)| {
+                        let lower = line.trim().to_ascii_lowercase();
+                        lower.starts_with("```yaml") || lower.starts_with("```yml")
+                    })
+                    .map(|(offset, _)| {
+                        format!(
+                            "; found a ```yaml block at line {}: front matter goes between `---` lines, not in a code fence",
+                            (self.line)(offset)
+                        )
+                    })
+                    .unwrap_or_default();
+                findings.push(Violation::hard(
+                    "markdown.front-matter",
+                    Location::document(),
+                    format!(
+                        "the document does not open with a YAML front matter block (`---` … `---`){keys}{fenced}"
+                    ),
+                ));
+            }
+            return;
+        };
+        let at = Location::line((self.line)(block.range.start), None);
+        if !block.closed {
+            findings.push(Violation::hard(
+                "markdown.front-matter",
+                at,
+                "the front matter block is never closed: end it with a `---` line",
+            ));
+            return;
+        }
+        let yaml = &self.original[block.yaml.clone()];
+        let value = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(yaml) {
+            Ok(value) => value,
+            Err(error) => {
+                let offset = block.yaml.start + error.location().map_or(0, |l| l.index());
+                let message = error.to_string();
+                // The parser counts lines inside the block; the location says the reply's.
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_owned();
+                findings.push(Violation::hard(
+                    "markdown.front-matter",
+                    Location::line((self.line)(offset.min(block.yaml.end)), None),
+                    format!("the front matter is not valid YAML: {message}"),
+                ));
+                return;
+            }
+        };
+        let mapping = value.as_mapping();
+        if mapping.is_none() && !matches!(value, serde_yaml_ng::Value::Null) {
+            findings.push(Violation::hard(
+                "markdown.front-matter",
+                at,
+                "the front matter is not a mapping of keys to values",
+            ));
+            return;
+        }
+        for key in &spec.keys {
+            let found = mapping.and_then(|m| m.get(key.as_str()));
+            let empty = match found {
+                None => Some("is missing"),
+                Some(serde_yaml_ng::Value::Null) => Some("has no value"),
+                Some(serde_yaml_ng::Value::String(text)) if text.trim().is_empty() => {
+                    Some("has no value")
+                }
+                Some(_) => None,
+            };
+            if let Some(what) = empty {
+                findings.push(Violation::hard(
+                    "markdown.front-matter-key",
+                    at.clone(),
+                    format!("front matter key `{key}` {what}"),
+                ));
+            }
+        }
+    }
+
+    /// The rules on single lines, counted from the first non-blank line (after a declared
+    /// front matter block).
+    fn check_lines(&self, scaffold: &Scaffold, findings: &mut Vec<Violation>) {
+        if scaffold.lines.is_empty() {
+            return;
+        }
+        let mut offset = 0;
+        let lines: Vec<(usize, &str)> = self
+            .document
+            .split_inclusive('\n')
+            .map(|line| {
+                let start = offset;
+                offset += line.len();
+                (start, line.trim_end_matches(['\n', '\r']))
+            })
+            .collect();
+        let first = lines.iter().position(|(_, l)| !l.trim().is_empty());
+        let last = lines.iter().rposition(|(_, l)| !l.trim().is_empty());
+        for rule in &scaffold.lines {
+            let index = match (rule.line, first, last) {
+                (LineRef::Number(number), Some(first), _) => Some(first + number.saturating_sub(1)),
+                (LineRef::Named(NamedLine::Last), _, Some(last)) => Some(last),
+                _ => None,
+            };
+            let found = index.and_then(|i| lines.get(i)).copied();
+            let mut problems = Vec::new();
+            match found {
+                None => {
+                    if !rule.blank {
+                        problems.push(format!(
+                            "the document has only {} line(s)",
+                            last.map_or(0, |last| last + 1 - first.unwrap_or(0))
+                        ));
+                    }
+                }
+                Some((_, line)) => {
+                    let chars = line.chars().count();
+                    if rule.blank && !line.trim().is_empty() {
+                        problems.push("it is not blank".to_owned());
+                    }
+                    if let Some(max) = rule.max_chars
+                        && chars > max
+                    {
+                        problems.push(format!("it has {chars} characters; at most {max} allowed"));
+                    }
+                    if let Some(min) = rule.min_chars
+                        && chars < min
+                    {
+                        problems.push(format!(
+                            "it has {chars} characters; at least {min} expected"
+                        ));
+                    }
+                    if let (Some(pattern), Some(regex)) = (&rule.pattern, &rule.compiled)
+                        && !regex.is_match(line)
+                    {
+                        problems.push(format!("it does not match `{pattern}`"));
+                    }
+                }
+            }
+            if problems.is_empty() {
+                continue;
+            }
+            let (location, quoted) = match found {
+                Some((offset, line)) => (
+                    Location::line((self.line)(offset), None),
+                    format!(" (\"{}\")", text::quote(line, 80)),
+                ),
+                None => (Location::document(), String::new()),
+            };
+            let message = format!("{}{quoted}: {}", rule.line, problems.join("; "));
+            findings.push(match rule.severity {
+                Severity::Hard => Violation::hard("markdown.line", location, message),
+                Severity::Soft => Violation::soft("markdown.line", location, message),
+            });
+        }
     }
 
     /// Lines that are nothing but bold text, which models write instead of headings.

@@ -24,6 +24,8 @@ pub(crate) struct Table {
 pub(crate) struct CodeBlock {
     pub(crate) language: Option<String>,
     pub(crate) offset: usize,
+    /// Where the block ends (after its closing fence).
+    pub(crate) end: usize,
 }
 
 /// Everything the scaffold checks look at.
@@ -98,6 +100,7 @@ impl Outline {
                     outline.code_blocks.push(CodeBlock {
                         language,
                         offset: range.start,
+                        end: range.end,
                     });
                 }
                 Event::Start(Tag::List(_)) => list_depth += 1,
@@ -136,6 +139,10 @@ mod tests {
         assert_eq!(outline.tables[0].columns, ["Stage", "Cloud / Region"]);
         assert_eq!(outline.tables[0].rows, 1);
         assert_eq!(outline.code_blocks[0].language.as_deref(), Some("yaml"));
+        assert_eq!(
+            &text[outline.code_blocks[0].offset..outline.code_blocks[0].end],
+            "```yaml\na: 1\n```"
+        );
         assert_eq!(outline.top_items.len(), 2);
         assert_eq!(outline.tasks.len(), 1);
         assert_eq!(outline.breaks.len(), 1);

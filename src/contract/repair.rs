@@ -2,11 +2,14 @@
 //! record what had to be repaired, and leave the verdict to the strict checks.
 //!
 //! A fence around nothing but the object is repaired with a warning. Prose around the
-//! object is repaired too, so its schema violations can still be reported, but breaks the
-//! hard rule "exactly one JSON object".
+//! object is repaired too, so its schema violations can still be reported: a warning
+//! (`json.prose`) by default, or the hard rule "exactly one JSON object and nothing else"
+//! (`json.single-object`) when the contract says `prose: hard`. A second JSON value is always
+//! that hard rule: which of the two the model meant cannot be told.
 
 use serde_json::Value;
 
+use super::scaffold::Strictness;
 use super::verdict::{Location, Violation};
 use crate::text;
 
@@ -25,7 +28,8 @@ pub(crate) struct Found {
 /// How many `{` to try before giving up on finding an object inside prose.
 const MAX_CANDIDATES: usize = 32;
 
-pub(crate) fn find_json(deliverable: &str) -> Found {
+/// Find the one JSON object of `deliverable`; `prose` is what prose around it costs.
+pub(crate) fn find_json(deliverable: &str, prose: Strictness) -> Found {
     let trimmed = deliverable.trim();
     let mut found = Found {
         value: None,
@@ -90,6 +94,7 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
             .repairs
             .push("took the JSON object out of the prose around it".into());
         let mut parts = Vec::new();
+        let mut second = false;
         if !before.is_empty() {
             parts.push(format!(
                 "{} word(s) before it (\"{}\")",
@@ -98,7 +103,7 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
             ));
         }
         if !after.is_empty() {
-            let second = serde_json::from_str::<Value>(after.trim()).is_ok();
+            second = serde_json::from_str::<Value>(after.trim()).is_ok();
             parts.push(if second {
                 "a second JSON value after it".to_owned()
             } else {
@@ -109,7 +114,7 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
                 )
             });
         }
-        if !parts.is_empty() {
+        if second || (!parts.is_empty() && prose == Strictness::Hard) {
             found.findings.push(Violation::hard(
                 "json.single-object",
                 Location::document(),
@@ -118,6 +123,17 @@ pub(crate) fn find_json(deliverable: &str) -> Found {
                     parts.join(" and ")
                 ),
             ));
+        } else if !parts.is_empty() {
+            if prose == Strictness::Soft {
+                found.findings.push(Violation::soft(
+                    "json.prose",
+                    Location::document(),
+                    format!(
+                        "the JSON object was taken out of the prose around it: {}; send the bare object",
+                        parts.join(" and ")
+                    ),
+                ));
+            }
         } else {
             found.findings.push(Violation::soft(
                 "json.fenced",
@@ -226,14 +242,14 @@ mod tests {
 
     #[test]
     fn a_bare_object_needs_no_repair() {
-        let found = find_json("  {\"a\": 1}\n");
+        let found = find_json("  {\"a\": 1}\n", Strictness::Soft);
         assert!(found.findings.is_empty() && found.repairs.is_empty());
         assert_eq!(found.text, "{\"a\": 1}");
     }
 
     #[test]
     fn a_fence_alone_is_repaired_with_a_warning() {
-        let found = find_json("```json\n{\"a\": 1}\n```");
+        let found = find_json("```json\n{\"a\": 1}\n```", Strictness::Soft);
         assert_eq!(
             rules(&found),
             [("json.fenced", super::super::Severity::Soft)]
@@ -242,9 +258,10 @@ mod tests {
     }
 
     #[test]
-    fn prose_around_the_object_is_a_hard_violation_after_repair() {
+    fn prose_around_the_object_is_a_hard_violation_after_repair_when_the_contract_says_so() {
         let found = find_json(
             "Here is the release record:\n```json\n{\"a\": {\"b\": 2}}\n```\nLet me know!",
+            Strictness::Hard,
         );
         assert_eq!(
             rules(&found),
@@ -259,13 +276,13 @@ mod tests {
 
     #[test]
     fn braces_in_prose_do_not_stop_the_search() {
-        let found = find_json("Version v{DATE}: {\"a\": 1}");
+        let found = find_json("Version v{DATE}: {\"a\": 1}", Strictness::Soft);
         assert_eq!(found.value, Some(serde_json::json!({"a": 1})));
     }
 
     #[test]
     fn broken_json_says_where() {
-        let found = find_json("{\"a\": 1,,}");
+        let found = find_json("{\"a\": 1,,}", Strictness::Soft);
         assert_eq!(found.findings[0].rule, "json.parse");
         assert!(found.findings[0].message.contains("line 1"));
         assert!(found.value.is_none());
@@ -273,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_truncated_object_is_a_parse_error_not_its_nested_objects() {
-        let found = find_json("{\"a\": {\"b\": 1}, \"c\": \"cut of");
+        let found = find_json("{\"a\": {\"b\": 1}, \"c\": \"cut of", Strictness::Soft);
         assert_eq!(
             rules(&found),
             [("json.parse", super::super::Severity::Hard)]
@@ -288,7 +305,48 @@ mod tests {
 
     #[test]
     fn an_array_is_not_an_object() {
-        let found = find_json("[1]");
+        let found = find_json("[1]", Strictness::Soft);
         assert_eq!(found.findings[0].rule, "json.single-object");
+    }
+
+    #[test]
+    fn prose_around_the_object_is_a_warning_by_default_and_the_object_is_extracted() {
+        let found = find_json(
+            "Sure! Here is the summary:\n{\"summary\": \"ok\"}\nHope this helps.",
+            Strictness::Soft,
+        );
+        assert_eq!(
+            rules(&found),
+            [("json.prose", super::super::Severity::Soft)]
+        );
+        assert_eq!(found.text, "{\"summary\": \"ok\"}");
+        assert_eq!(
+            found.repairs,
+            ["took the JSON object out of the prose around it"]
+        );
+        assert!(
+            found.findings[0].message.contains("5 word(s) before it"),
+            "{}",
+            found.findings[0].message
+        );
+    }
+
+    #[test]
+    fn prose_allowed_is_repaired_without_a_finding() {
+        let found = find_json("Result: {\"a\": 1}", Strictness::Allowed);
+        assert!(found.findings.is_empty());
+        assert_eq!(found.repairs.len(), 1);
+        assert_eq!(found.value, Some(serde_json::json!({"a": 1})));
+    }
+
+    #[test]
+    fn a_second_json_object_stays_a_violation_whatever_prose_costs() {
+        for prose in [Strictness::Soft, Strictness::Allowed] {
+            let found = find_json("{\"a\": 1}\n{\"a\": 2}", prose);
+            assert_eq!(
+                rules(&found),
+                [("json.single-object", super::super::Severity::Hard)]
+            );
+        }
     }
 }

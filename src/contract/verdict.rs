@@ -38,7 +38,7 @@ impl fmt::Display for Outcome {
 }
 
 /// Whether a rule's breach fails the deliverable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Severity {
     /// Fails the deliverable and triggers a re-ask.

@@ -71,12 +71,12 @@ struct CaseFile {
     recording: Option<PathBuf>,
     /// A pipeline file to run instead of one agent (cases under `fixtures/pipelines/`).
     pipeline: Option<PathBuf>,
-    /// The hand-written replies its recording was made from, for `scripts/record_fixture.py`;
+    /// The hand-written replies its recording was made from, for `agent record`;
     /// `agent eval` does not read them.
     #[serde(default)]
     #[expect(
         dead_code,
-        reason = "read by scripts/record_fixture.py, kept here so case files validate"
+        reason = "read by `agent record`, kept here so case files validate"
     )]
     scripted_replies: Vec<PathBuf>,
 }

@@ -17,7 +17,7 @@ use super::judge;
 use super::report::{Failure, RunResult};
 use crate::artifacts::RunFolder;
 use crate::inputs::{DirLayer, Limits, gather_over, read_dir_layer};
-use crate::model::{ModelClient, OpenAiClient, Recorder, Replayer};
+use crate::model::{ModelClient, Recorder, Replayer};
 use crate::pipeline::{
     PipelineOptions, Plan, StepParameters, StepStatus, check, read_pipeline_inputs, run_pipeline,
 };
@@ -142,8 +142,9 @@ pub struct EvalContext<'a> {
     pub project: &'a Project,
     /// Settings per agent, for live and record runs (model, parameters, endpoint).
     pub settings: &'a HashMap<String, Settings>,
-    /// The shared live client (one pacer for the whole pool), for live and record runs.
-    pub live: Option<Arc<OpenAiClient>>,
+    /// The shared live client (one pacer for the whole pool), for live and record runs; the
+    /// scripted replies of `agent record`.
+    pub live: Option<Arc<dyn ModelClient>>,
     /// Cancelled by Ctrl-C.
     pub cancel: CancellationToken,
     /// Shows progress (hidden when stderr is not a terminal).
@@ -242,13 +243,16 @@ fn target_key(case: &Case) -> String {
     }
 }
 
+/// A recorder in front of the shared client.
+type SharedRecorder = Recorder<Arc<dyn ModelClient>>;
+
 /// What cases share: one replayer per recording file, one recorder per file, one read of
 /// each inputs directory per agent.
 #[derive(Default)]
 struct Clients {
     layers: Mutex<HashMap<(String, PathBuf), Arc<DirLayer>>>,
     replayers: Mutex<HashMap<PathBuf, Arc<Replayer>>>,
-    recorders: Mutex<HashMap<PathBuf, Arc<Recorder<Arc<OpenAiClient>>>>>,
+    recorders: Mutex<HashMap<PathBuf, Arc<SharedRecorder>>>,
 }
 
 impl Clients {
@@ -285,7 +289,7 @@ impl Clients {
         context: &EvalContext<'_>,
         path: &Path,
         options: &EvalOptions,
-    ) -> Option<Arc<Recorder<Arc<OpenAiClient>>>> {
+    ) -> Option<Arc<SharedRecorder>> {
         let live = context.live.clone()?;
         let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
         let recorder = recorders.entry(path.to_owned()).or_insert_with(|| {

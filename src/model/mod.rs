@@ -21,6 +21,7 @@ mod pacer;
 mod recording;
 mod request;
 mod retry;
+mod scripted;
 mod transport;
 
 pub use base_url::{display_url, url_secrets};
@@ -34,3 +35,4 @@ pub use pacer::Pacer;
 pub use recording::{Exchange, Recorder, Recording, Replayer, key_of};
 pub use request::{ChatRequest, Message, Role};
 pub use retry::RetryPolicy;
+pub use scripted::{FIXTURE_MODEL, ScriptedClient, ScriptedReply, scripted_body};
