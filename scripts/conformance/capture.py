@@ -84,14 +84,18 @@ def send(base_url: str, body: dict, timeout: float = 120) -> tuple[int, str, byt
         return error.code, error.headers.get("Content-Type", ""), error.read()
 
 
-def capture(base_url: str, model: str, thinking: bool, out: Path) -> list[dict]:
-    """Sends each exchange and writes it under `out`; returns the index entries."""
+def capture(base_url: str, model: str, thinking: bool, out: Path, scrub: dict[str, str]) -> list[dict]:
+    """Sends each exchange and writes it under `out`; returns the index entries. Each key of
+    `scrub` (the cache's path, which llama-cpp-python's tracebacks print) is replaced by its
+    value, so a transcript reads the same on every machine."""
     out.mkdir(parents=True, exist_ok=True)
     index_path = out / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else []
     index = [entry for entry in index if entry["model"] != model]
     for name, shows, body in exchanges(model, thinking):
         status, content_type, raw = send(base_url, body)
+        for secret, stand_in in scrub.items():
+            raw = raw.replace(secret.encode(), stand_in.encode())
         streamed = "text/event-stream" in content_type
         (out / f"{name}.request.json").write_text(json.dumps(body, indent=2) + "\n")
         for stale in out.glob(f"{name}.response.*"):

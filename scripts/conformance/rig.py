@@ -21,6 +21,7 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -204,10 +205,19 @@ class Rig:
             found = env.get("outcome")
             if found != outcome:
                 problems.append(f"outcome {found!r}, expected {outcome!r}")
-        if env:
+        if env and isinstance(env.get("steps"), list):
+            # A pipeline: its steps' attempts and tokens added up.
+            row.attempts = str(sum(step.get("attempts") or 0 for step in env["steps"]))
+            row.tokens = str(sum(step.get("tokens") or 0 for step in env["steps"]))
+        elif env:
             row.attempts = str(env.get("attempts", "")) if isinstance(env.get("attempts"), int) else ""
             usage = env.get("usage") or {}
             row.tokens = str(usage.get("total_tokens", ""))
+        elif args[0] == "eval":
+            # The eval's closing line: "N of N cases passed, N failed; N runs, N tokens".
+            found = re.search(r"; (\d+) runs?, (\d+) tokens", result.stdout)
+            if found:
+                row.attempts, row.tokens = f"{found.group(1)} runs", found.group(2)
         if attempts is not None and env.get("attempts") != attempts:
             problems.append(f"attempts {env.get('attempts')}, expected {attempts}")
         if requests is not None and result.requests != requests:
@@ -557,7 +567,7 @@ def capture_transcripts(rig: Rig, kind: str, server: Server, model: Path, thinki
     committed transcripts; `--update-transcripts` copies them into the repository instead."""
     fresh = rig.work / "transcripts" / kind
     started = time.monotonic()
-    capture.capture(server.base_url, model.stem, thinking, fresh)
+    capture.capture(server.base_url, model.stem, thinking, fresh, {str(build.cache_dir()): "$AGENT_CONFORMANCE_CACHE"})
     name = f"transcripts: {'reasoning' if thinking else 'chat, response formats, SSE, errors'}"
     committed = transcripts / kind
     if rig_args.update_transcripts:
