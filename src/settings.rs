@@ -85,7 +85,7 @@ const LLM_KEY_VARIABLES: [&str; 24] = [
 ];
 
 /// May a project's `agent.toml` name `name` as its `api_key_env`? Only an LLM provider's
-/// documented key variable ([`LLM_KEY_VARIABLES`]) or a name of the user's own choosing in
+/// documented key variable (`LLM_KEY_VARIABLES`) or a name of the user's own choosing in
 /// agent's namespace, `AGENT_<NAME>_API_KEY`. Not any `*_API_KEY` (`STRIPE_API_KEY`,
 /// `SENDGRID_API_KEY` and `DATADOG_API_KEY` end so too) and not `*_TOKEN` (`GITHUB_TOKEN`,
 /// `NPM_TOKEN`, `CI_JOB_TOKEN`): an untrusted project could send those to its own `base_url`.

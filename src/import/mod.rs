@@ -437,12 +437,11 @@ pub fn draft(path: &Path, name: &str) -> Result<Draft, ImportError> {
     })?;
     let (front_text, body, body_offset) = split(&text);
     let keys: BTreeMap<String, serde_yaml_ng::Value> = match front_text {
-        Some(yaml) if !yaml.trim().is_empty() => {
-            serde_yaml_ng::from_str(yaml).map_err(|error| ImportError::Unusable {
+        Some(yaml) if !yaml.trim().is_empty() => crate::prompt::front_matter::lenient_keys(yaml)
+            .map_err(|error| ImportError::Unusable {
                 path: path.to_owned(),
-                message: format!("its front matter is not a YAML map: {error}"),
-            })?
-        }
+                message: format!("its front matter does not parse: {error}"),
+            })?,
         _ => BTreeMap::new(),
     };
     if keys.contains_key("agent") {
@@ -615,8 +614,14 @@ fn agent_file(
     if let Some(messages) = layout.messages(inputs_apart) {
         let _ = writeln!(block, "  messages: {messages}");
     }
+    // Inputs the prompt's front matter declares are not written again, but an optional one
+    // needs the default our rule asks for.
     let written: Vec<&FoundInput> = if detected.declared_by_front_matter {
-        Vec::new()
+        detected
+            .inputs
+            .iter()
+            .filter(|input| !input.required && !detected.dialect.is_template_language())
+            .collect()
     } else {
         detected.inputs.iter().collect()
     };
@@ -630,7 +635,11 @@ fn agent_file(
             if let Some(section) = &input.section {
                 fields.push(format!("section: {section}"));
             }
-            if let Some(description) = &input.description {
+            if let Some(description) = input
+                .description
+                .as_ref()
+                .filter(|_| !detected.declared_by_front_matter)
+            {
                 fields.push(format!(
                     "description: {}",
                     output::yaml_string(&crate::text::clip(description, 160))

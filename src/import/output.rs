@@ -120,7 +120,175 @@ pub(crate) fn draft(
     if let Some(draft) = single_value(body, regions) {
         return Some(draft);
     }
-    None
+    body_outline(body, regions, lines)
+}
+
+/// A body that is itself the outline of the answer: a runbook whose record follows its
+/// headings (`# Deployment for {PROJECT_NAME}`), or a list of the sections to write
+/// (`## 1. Pre-Deployment Checks`, each with the bullets it should cover).
+fn body_outline(body: &str, regions: &[Range<usize>], lines: &Lines<'_>) -> Option<Drafted> {
+    let region = regions.first()?.clone();
+    let text = &body[region.clone()];
+    let (mut roots, _) = outline(text);
+    let headings = |nodes: &[Outline]| nodes.iter().map(|n| 1 + n.children.len()).sum::<usize>();
+    if headings(&roots) < 3 {
+        return None;
+    }
+    let title = (roots.len() == 1 && roots[0].level == 1).then(|| roots.remove(0));
+    let sections = match &title {
+        Some(title) => &title.children,
+        None => &roots,
+    };
+    // A list of sections to write, each with a few bullets of what it covers (the last one
+    // may run on into the prompt's closing words): every one is required.
+    let mut sizes: Vec<usize> = sections.iter().map(|s| s.lines_of_content).collect();
+    sizes.sort_unstable();
+    let skeleton = sections.iter().all(|s| s.children.is_empty())
+        && sizes
+            .get(sizes.len() / 2)
+            .is_some_and(|&median| median <= 8);
+    let mut out = format!(
+        "# Drafted by `agent import` from the prompt's own headings (lines {}-{}), which the answer follows; check it.\n",
+        lines.of(region.start),
+        lines.of(region.end.saturating_sub(1))
+    );
+    let _ = writeln!(
+        out,
+        "description: Drafted from the outline the prompt itself follows"
+    );
+    if let Some(title) = &title {
+        write_heading_key(&mut out, "title", &title.text);
+    }
+    let _ = writeln!(out, "sections:");
+    let mut required = 0;
+    for section in sections {
+        // In a runbook, the sections the record must carry are its checklists and its
+        // phased procedures; guidance sections (`Your Mission`) may be left out.
+        let mut checklist = section.checklist;
+        let mut tables = Vec::new();
+        let mut code = Vec::new();
+        collect(section, &mut tables, &mut code, &mut checklist);
+        let phases: Vec<&Outline> = section
+            .children
+            .iter()
+            .filter(|c| is_step(&c.text))
+            .collect();
+        let needed = skeleton || checklist || !phases.is_empty();
+        write_outline_section(&mut out, section, needed, checklist, &phases);
+        required += usize::from(needed);
+    }
+    let closing = closing_lines(text);
+    if !closing.is_empty() {
+        let quoted: Vec<String> = closing.iter().map(|l| yaml_string(l)).collect();
+        let _ = writeln!(out, "required_lines: [{}]", quoted.join(", "));
+    }
+    let _ = writeln!(out, "extra_sections: soft");
+    let _ = writeln!(
+        out,
+        "preamble: {}",
+        if title.is_some() { "hard" } else { "soft" }
+    );
+    let _ = writeln!(out, "trailing_text: soft");
+    let mut checks = vec![format!(
+        "the answer follows the prompt's own headings: {required} of {} sections are required{}",
+        sections.len(),
+        if skeleton {
+            ""
+        } else {
+            " (the checklists and phased procedures); the guidance sections are optional"
+        }
+    )];
+    if title.is_some() {
+        checks.push("the document starts with the title: text before it is a violation".into());
+    }
+    Some(Drafted {
+        suffix: "scaffold.yaml",
+        text: out,
+        evidence: format!(
+            "a markdown answer following the prompt's own {} headings",
+            sections.len()
+        ),
+        checks,
+    })
+}
+
+/// `Phase 2: Deployment Execution`, `Step 3`, `1. Pre-checks`: a step of a procedure.
+fn is_step(heading: &str) -> bool {
+    let lower = heading.to_ascii_lowercase();
+    let first = lower.split_whitespace().next().unwrap_or_default();
+    ["phase", "step", "stage"].contains(&first)
+        || first
+            .trim_end_matches(['.', ')', ':'])
+            .parse::<u32>()
+            .is_ok()
+}
+
+fn write_outline_section(
+    out: &mut String,
+    section: &Outline,
+    needed: bool,
+    checklist: bool,
+    steps: &[&Outline],
+) {
+    match heading_pattern(&section.text) {
+        Some(pattern) => {
+            let _ = writeln!(out, "  - heading: {}", yaml_string(&pattern));
+            let _ = writeln!(out, "    match: regex");
+        }
+        None => {
+            let _ = writeln!(out, "  - heading: {}", yaml_string(&section.text));
+        }
+    }
+    if !needed {
+        let _ = writeln!(out, "    optional: true");
+        return;
+    }
+    if checklist && steps.is_empty() {
+        let _ = writeln!(out, "    checklist: true");
+    }
+    if !steps.is_empty() {
+        let _ = writeln!(out, "    subsections:");
+        for step in steps {
+            let _ = writeln!(out, "      - heading: {}", yaml_string(&step.text));
+            // A runbook's commands show how; the record need not repeat them as code.
+            let mut step_checklist = step.checklist;
+            collect(step, &mut Vec::new(), &mut Vec::new(), &mut step_checklist);
+            if step_checklist {
+                let _ = writeln!(out, "        checklist: true");
+            }
+        }
+    }
+}
+
+/// `Environment: {ENVIRONMENT}` lines after the last rule: the lines a record ends with.
+fn closing_lines(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(rule) = lines.iter().rposition(|l| l.trim() == "---") else {
+        return Vec::new();
+    };
+    let tail: Vec<&str> = lines[rule + 1..]
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .copied()
+        .collect();
+    if tail.is_empty() || tail.len() > 6 {
+        return Vec::new();
+    }
+    let labelled: Vec<String> = tail
+        .iter()
+        .filter_map(|line| {
+            let (label, value) = line.split_once(':')?;
+            let value = value.trim();
+            let slot = value.starts_with(['{', '$', '[']);
+            (slot && !label.trim().is_empty() && label.len() < 40)
+                .then(|| format!("{}:", label.trim()))
+        })
+        .collect();
+    if labelled.len() == tail.len() {
+        labelled
+    } else {
+        Vec::new()
+    }
 }
 
 /// A JSON example in the prompt: where it starts and its parsed form.
@@ -149,8 +317,16 @@ fn json_examples(body: &str, _lines: &Lines<'_>) -> Option<Vec<JsonExample>> {
             || window.contains("json")
             || window.lines().any(output_cue)
             || window.to_ascii_lowercase().contains("schema");
+        let alternative = !examples.is_empty()
+            && window.lines().any(|l| {
+                let lower = l.to_ascii_lowercase();
+                lower.starts_with("2)")
+                    || lower.starts_with("2.")
+                    || lower.starts_with("or")
+                    || lower.starts_with("if ")
+            });
         if opens
-            && cued
+            && (cued || alternative)
             && let Some((node, length)) = pseudo_json::parse(&body[start..])
         {
             if let Node::Object(fields) = &node
@@ -189,6 +365,7 @@ fn draft_json(body: &str, examples: &[JsonExample], lines: &Lines<'_>) -> Drafte
     let mut extras = Extras::default();
     let mut checks = vec![
         "every key of the example is required and no other key is allowed; loosen what the prompt leaves open".into(),
+        "a text, number or yes/no value may be null (an example cannot say a value is always known); drop `\"null\"` from the types the deliverable must always give".into(),
     ];
     let schema = if let [only] = examples {
         pseudo_json::schema(&only.node, "", &mut extras)
@@ -227,7 +404,25 @@ fn draft_json(body: &str, examples: &[JsonExample], lines: &Lines<'_>) -> Drafte
         .iter()
         .map(|(pointer, max)| json!({ "rule": "max-words", "pointer": pointer, "max": max }))
         .collect();
-    let lower = body.to_ascii_lowercase();
+    let lower = body.to_ascii_lowercase().replace('*', "");
+    // "Return exactly one JSON object", "respond with ONLY a valid JSON object", "no text
+    // before or after": prose around the object is a violation, not a warning.
+    let only = [
+        "exactly one json object",
+        "only a valid json",
+        "only the json",
+        "only json",
+        "only a json",
+        "before or after the json",
+        "no text before",
+        "nothing else",
+    ];
+    if only.iter().any(|cue| lower.contains(cue)) {
+        x_agent.insert("prose".into(), json!("hard"));
+        checks.push(
+            "the prompt asks for the JSON object alone: prose around it is a violation".into(),
+        );
+    }
     if lower.contains("must not include deployment scripts")
         || lower.contains("must not include scripts")
     {
@@ -518,6 +713,8 @@ fn markdown_template(body: &str, regions: &[Range<usize>], _lines: &Lines<'_>) -
             candidates.push(range);
         }
     }
+    // The template itself may be a fenced page (` ```md `): its example is a block inside it.
+    candidates.retain(|range| !regions.iter().any(|region| region == range));
     if let Some(range) = candidates.into_iter().max_by_key(|r| r.len()) {
         return Some(Template { range });
     }
@@ -728,6 +925,14 @@ fn heading_pattern(text: &str) -> Option<String> {
 
 fn draft_scaffold(body: &str, template: &Template, lines: &Lines<'_>) -> Drafted {
     let text = &body[template.range.clone()];
+    // "Use this EXACT format", "the exact scaffold below": nothing beside it.
+    let mut lead_start = template.range.start.saturating_sub(400);
+    while !body.is_char_boundary(lead_start) {
+        lead_start -= 1;
+    }
+    let exact = body[lead_start..template.range.start]
+        .to_ascii_lowercase()
+        .contains("exact");
     let (mut roots, front_keys) = outline(text);
     let mut out = format!(
         "# Drafted by `agent import` from the output template at lines {}-{}; check it.\n",
@@ -741,6 +946,7 @@ fn draft_scaffold(body: &str, template: &Template, lines: &Lines<'_>) -> Drafted
     let mut checks = Vec::new();
     // One heading above all the others is the document's title.
     let title = (roots.len() == 1 && !roots[0].children.is_empty()).then(|| roots.remove(0));
+    let has_title = title.is_some();
     let sections = match title {
         Some(title) => {
             write_heading_key(&mut out, "title", &title.text);
@@ -769,12 +975,18 @@ fn draft_scaffold(body: &str, template: &Template, lines: &Lines<'_>) -> Drafted
             "the template is a filled-in example: its subsections were left to the model, its tables kept".into(),
         );
     }
-    let _ = writeln!(out, "extra_sections: soft");
-    let _ = writeln!(out, "preamble: soft");
-    let _ = writeln!(out, "trailing_text: soft");
-    checks.push(
-        "sections not listed, text before the title and after a closing rule only warn".into(),
-    );
+    let strictness = if exact { "hard" } else { "soft" };
+    let _ = writeln!(out, "extra_sections: {strictness}");
+    let _ = writeln!(out, "preamble: {}", if has_title { "hard" } else { "soft" });
+    let _ = writeln!(out, "trailing_text: {strictness}");
+    if exact {
+        checks.push("the prompt asks for its exact format: sections it does not list and text after the document are violations".into());
+    }
+    checks.push(if has_title {
+        "sections not listed and text after a closing rule only warn; text before the title is a violation".into()
+    } else {
+        "sections not listed, text before the first section and after a closing rule only warn".into()
+    });
     Drafted {
         suffix: "scaffold.yaml",
         text: out,

@@ -197,7 +197,7 @@ pub(crate) fn schema(node: &Node, pointer: &str, extras: &mut Extras) -> Value {
             let mut required = Vec::new();
             for (key, value) in fields {
                 let child = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
-                properties.insert(key.clone(), schema(value, &child, extras));
+                properties.insert(key.clone(), nullable(schema(value, &child, extras)));
                 required.push(json!(key));
             }
             json!({
@@ -217,6 +217,28 @@ pub(crate) fn schema(node: &Node, pointer: &str, extras: &mut Extras) -> Value {
         }
         Node::Bare(word) => bare_schema(word),
         Node::Text(text) => text_schema(text, pointer, extras),
+    }
+}
+
+/// A value the prompt describes may be null where it does not apply (a rollback that never
+/// started has no `started_at`); its type still holds when it is given. Objects, lists and
+/// fixed values keep their shape.
+fn nullable(schema: Value) -> Value {
+    let Value::Object(mut map) = schema else {
+        return schema;
+    };
+    if map.contains_key("const") {
+        return Value::Object(map);
+    }
+    match map.get("type").cloned() {
+        Some(Value::String(kind)) if kind != "object" && kind != "array" && kind != "null" => {
+            map.insert("type".into(), json!([kind, "null"]));
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.push(Value::Null);
+            }
+            Value::Object(map)
+        }
+        _ => Value::Object(map),
     }
 }
 
@@ -378,15 +400,16 @@ mod tests {
         let property = |name: &str| drafted["properties"][name].clone();
         assert_eq!(
             property("status")["enum"],
-            json!(["pass", "fail", "warning"])
+            json!(["pass", "fail", "warning", null])
         );
+        assert_eq!(property("status")["type"], json!(["string", "null"]));
         assert_eq!(property("at")["format"], json!("date-time"));
         assert_eq!(property("runbook")["format"], json!("uri"));
-        assert_eq!(property("signed")["type"], json!("boolean"));
-        assert_eq!(property("count")["type"], json!("number"));
+        assert_eq!(property("signed")["type"], json!(["boolean", "null"]));
+        assert_eq!(property("count")["type"], json!(["number", "null"]));
         assert_eq!(property("score")["maximum"], json!(5.0));
         assert_eq!(property("error")["const"], json!("insufficient_context"));
-        assert_eq!(property("note")["type"], json!("string"));
+        assert_eq!(property("note")["type"], json!(["string", "null"]));
         assert_eq!(extras.max_words, [("/summary".to_owned(), 200)]);
         assert_eq!(drafted["additionalProperties"], json!(false));
         assert_eq!(drafted["required"].as_array().map(Vec::len), Some(9));

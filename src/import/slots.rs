@@ -412,9 +412,14 @@ pub(crate) fn detect(
                 .filter(|(name, _)| declared_names.iter().any(|d| d == name))
                 .collect();
             if !bound.is_empty() {
+                let optional = optional_in_hint(keys);
+                let mut inputs = group(bound, body, lines);
+                for input in &mut inputs {
+                    input.required = !optional.contains(&input.name);
+                }
                 return Detected {
                     dialect,
-                    inputs: group(bound, body, lines),
+                    inputs,
                     declared_by_front_matter: true,
                     evidence: format!(
                         "the names the front matter declares ({}) written as {}",
@@ -562,6 +567,19 @@ fn declared_variables(keys: &BTreeMap<String, serde_yaml_ng::Value>) -> Vec<Stri
         }
     }
     names
+}
+
+/// Names `argument_hint` marks optional (`[WINDOW="…"]`).
+fn optional_in_hint(keys: &BTreeMap<String, serde_yaml_ng::Value>) -> Vec<String> {
+    keys.get("argument_hint")
+        .and_then(serde_yaml_ng::Value::as_str)
+        .map(|hint| {
+            hint.split_whitespace()
+                .filter_map(|word| word.strip_prefix('['))
+                .filter_map(|word| word.split_once('=').map(|(name, _)| name.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The top-level variables a template-language body uses, bound by its own front matter

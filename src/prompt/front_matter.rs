@@ -218,6 +218,30 @@ pub(crate) fn parse(
     Ok(front)
 }
 
+/// The keys of a prompt's own front matter, read as leniently as its tools read them: a
+/// one-line entry that is not strict YAML is kept as the text after its colon. `Err` names an
+/// entry of several lines that does not parse.
+pub(crate) fn lenient_keys(yaml: &str) -> Result<BTreeMap<String, serde_yaml_ng::Value>, String> {
+    let mut keys = BTreeMap::new();
+    for entry in top_level_entries(yaml) {
+        let value = match serde_yaml_ng::from_str::<serde_yaml_ng::Mapping>(entry.text) {
+            Ok(parsed) => parsed.into_iter().next().map(|(_, value)| value),
+            Err(_) if !entry.text.trim_end().contains('\n') => Some(serde_yaml_ng::Value::String(
+                entry
+                    .text
+                    .split_once(':')
+                    .map_or("", |(_, rest)| rest.trim())
+                    .to_owned(),
+            )),
+            Err(error) => return Err(format!("`{}`: {error}", entry.key)),
+        };
+        if let Some(value) = value {
+            keys.insert(entry.key.to_owned(), value);
+        }
+    }
+    Ok(keys)
+}
+
 #[derive(Deserialize)]
 struct AgentWrapper {
     agent: AgentSection,

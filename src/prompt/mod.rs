@@ -9,7 +9,7 @@ mod definition;
 mod dialect;
 mod error;
 mod foreign;
-mod front_matter;
+pub(crate) mod front_matter;
 mod input_spec;
 pub(crate) mod layout;
 pub mod picoschema;
