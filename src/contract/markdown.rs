@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::outline::{Heading, Outline};
 use super::scaffold::{
-    FrontMatterSpec, LineRef, Matching, NamedLine, Scaffold, SectionSpec, Strictness,
+    FrontMatterSpec, LineRef, ListSpec, Matching, NamedLine, Scaffold, SectionSpec, Strictness,
 };
 use super::verdict::{Location, Severity, Violation};
 use crate::text::{self, fold, fold_tight};
@@ -999,6 +999,9 @@ impl Checker<'_> {
                 "no checklist (`- [ ]` or `- [x]` items) in this section",
             ));
         }
+        if let Some(list) = &spec.list {
+            self.check_list(list, heading, &range, findings);
+        }
         if !spec.subsections.is_empty() {
             self.check_sections(
                 &spec.subsections,
@@ -1061,6 +1064,67 @@ impl Checker<'_> {
                     format!("no line starting `{wanted}`"),
                 ));
             }
+        }
+    }
+
+    /// The section's top-level list items, up to its first subsection: how many, and of
+    /// which kind.
+    fn check_list(
+        &self,
+        spec: &ListSpec,
+        heading: &Heading,
+        section: &Range<usize>,
+        findings: &mut Vec<Violation>,
+    ) {
+        let own_end = self
+            .outline
+            .headings
+            .iter()
+            .map(|h| h.offset)
+            .find(|&offset| offset > heading.offset && section.contains(&offset))
+            .unwrap_or(section.end);
+        let items: Vec<bool> = self
+            .outline
+            .top_items
+            .iter()
+            .zip(&self.outline.top_numbered)
+            .filter(|(offset, _)| (heading.offset..own_end).contains(offset))
+            .map(|(_, &numbered)| numbered)
+            .collect();
+        let count = items.len();
+        let kind = |numbered: bool| if numbered { "numbered" } else { "bulleted" };
+        if let Some(wanted) = spec.numbered
+            && count > 0
+            && let Some(off) = items.iter().position(|&n| n != wanted)
+        {
+            findings.push(Violation::hard(
+                "markdown.list",
+                self.at(heading),
+                format!(
+                    "item {} of the list is {}; the section's list must be {}",
+                    off + 1,
+                    kind(!wanted),
+                    kind(wanted)
+                ),
+            ));
+        }
+        let (min, max) = match spec.items {
+            Some(exact) => (Some(exact), Some(exact)),
+            None => (spec.min_items, spec.max_items),
+        };
+        let wanted = match (min, max) {
+            (Some(a), Some(b)) if a == b => format!("exactly {a}"),
+            (Some(a), Some(b)) => format!("{a} to {b}"),
+            (Some(a), None) => format!("at least {a}"),
+            (None, Some(b)) => format!("at most {b}"),
+            (None, None) => String::new(),
+        };
+        if min.is_some_and(|min| count < min) || max.is_some_and(|max| count > max) {
+            findings.push(Violation::hard(
+                "markdown.list",
+                self.at(heading),
+                format!("the section's list has {count} item(s); expected {wanted}"),
+            ));
         }
     }
 
@@ -1133,9 +1197,17 @@ fn near_miss(found: &str, wanted: &str) -> bool {
 
 /// Does `line` start with `wanted`, ignoring list markers, emphasis, spacing and case?
 fn starts_line(line: &str, wanted: &str) -> bool {
-    let bare = line
+    let mut bare = line
         .trim_start()
-        .trim_start_matches(['-', '*', '+', '_', ' ', '>']);
+        .trim_start_matches(['-', '*', '+', '_', ' ', '>', '#']);
+    // A numbered item's marker (`1.`, `12)`) is a list marker too.
+    let digits = bare.bytes().take_while(u8::is_ascii_digit).count();
+    if (1..=3).contains(&digits)
+        && let Some(rest) = bare[digits..].strip_prefix(['.', ')'])
+        && rest.starts_with(' ')
+    {
+        bare = rest.trim_start();
+    }
     fold(&bare.replace(['*', '_'], "")).starts_with(&fold(wanted))
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Outline {
     pub(crate) code_blocks: Vec<CodeBlock>,
     /// Offsets of list items not nested in another list.
     pub(crate) top_items: Vec<usize>,
+    /// Whether each of `top_items` is in a numbered list.
+    pub(crate) top_numbered: Vec<bool>,
     /// Offsets of task list markers.
     pub(crate) tasks: Vec<usize>,
     /// Offsets of thematic breaks.
@@ -52,6 +54,7 @@ impl Outline {
         let mut in_head = false;
         let mut cell: Option<String> = None;
         let mut list_depth = 0usize;
+        let mut numbered = false;
         for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
             match event {
                 Event::Start(Tag::Heading { level, .. }) => {
@@ -103,9 +106,17 @@ impl Outline {
                         end: range.end,
                     });
                 }
-                Event::Start(Tag::List(_)) => list_depth += 1,
+                Event::Start(Tag::List(first)) => {
+                    list_depth += 1;
+                    if list_depth == 1 {
+                        numbered = first.is_some();
+                    }
+                }
                 Event::End(TagEnd::List(_)) => list_depth = list_depth.saturating_sub(1),
-                Event::Start(Tag::Item) if list_depth == 1 => outline.top_items.push(range.start),
+                Event::Start(Tag::Item) if list_depth == 1 => {
+                    outline.top_items.push(range.start);
+                    outline.top_numbered.push(numbered);
+                }
                 Event::TaskListMarker(_) => outline.tasks.push(range.start),
                 Event::Rule => outline.breaks.push(range.start),
                 Event::Text(content) | Event::Code(content) => {

@@ -141,6 +141,9 @@ pub struct SectionSpec {
     /// The section must hold a task list (`- [ ]`).
     #[serde(default)]
     pub checklist: bool,
+    /// The section's list: how many items, numbered or bulleted.
+    #[serde(default)]
+    pub list: Option<ListSpec>,
     /// Sections one level down, in order.
     #[serde(default)]
     pub subsections: Vec<SectionSpec>,
@@ -300,6 +303,25 @@ pub struct SoftRules {
     /// Placeholder text the model should have filled (`{DATE}`).
     #[serde(default)]
     pub unfilled_placeholders: Vec<String>,
+}
+
+/// The list a section must hold (`list: { items: 10, numbered: true }`): its top-level items
+/// are counted, nested ones belong to their parent.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListSpec {
+    /// Exactly this many items.
+    #[serde(default)]
+    pub items: Option<usize>,
+    /// At least this many.
+    #[serde(default)]
+    pub min_items: Option<usize>,
+    /// At most this many.
+    #[serde(default)]
+    pub max_items: Option<usize>,
+    /// `true`: a numbered list (`1.`); `false`: bullets (`-`); absent: either.
+    #[serde(default)]
+    pub numbered: Option<bool>,
 }
 
 /// An inclusive count range.

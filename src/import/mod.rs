@@ -470,22 +470,44 @@ pub fn draft(path: &Path, name: &str) -> Result<Draft, ImportError> {
     let mut detected = slots::detect(body, &regions, &keys, tool, &lines);
     document_inputs(body, &mut detected.inputs);
     let inputs_apart = detected.inputs.is_empty() && layout != Layout::Marked;
+    let given = if inputs_apart {
+        given_tags(body)
+    } else {
+        Vec::new()
+    };
     if inputs_apart {
-        detected.inputs.push(FoundInput {
-            name: "input".into(),
-            label: None,
-            section: None,
-            required: true,
-            description: Some("what the prompt works on, sent as the user message".into()),
-            slots: Vec::new(),
-        });
+        // "You are given a report within <synthesized_text> tags": the user message carries
+        // each input in the tags the prompt names.
+        if given.is_empty() {
+            detected.inputs.push(FoundInput {
+                name: "input".into(),
+                label: None,
+                section: None,
+                required: true,
+                description: Some("what the prompt works on, sent as the user message".into()),
+                slots: Vec::new(),
+            });
+        }
+        for tag in &given {
+            detected.inputs.push(FoundInput {
+                name: tag.clone(),
+                label: None,
+                section: None,
+                required: true,
+                description: Some(format!(
+                    "sent in the user message within <{tag}> tags, as the prompt says"
+                )),
+                slots: Vec::new(),
+            });
+        }
     }
     let reasoning = reasoning_tags(body, &lines);
     let reasoning_names: Vec<String> = reasoning
         .iter()
         .map(|e| e.what.trim_matches(['<', '>']).to_owned())
         .collect();
-    let contract = output::draft(body, &regions, &keys, &reasoning_names, &lines);
+    let not_answer_tags: Vec<String> = reasoning_names.iter().chain(&given).cloned().collect();
+    let contract = output::draft(body, &regions, &keys, &not_answer_tags, &lines);
     let (contract_name, contract_text, output_words) = match contract {
         Some(drafted) => {
             checks.extend(drafted.checks);
@@ -853,4 +875,22 @@ impl Draft {
         }
         Ok(written)
     }
+}
+
+/// The tags a system prompt says its input comes in ("You are given a report within
+/// <synthesized_text> tags"), in order of first mention.
+fn given_tags(body: &str) -> Vec<String> {
+    let Ok(given) = regex::Regex::new(
+        r"(?i)\b(?:given|provided|receive|you will get|you will see)\b[^.\n]{0,80}?\b(?:within|in|inside|between|wrapped in)\s+(?:the\s+)?`?<([A-Za-z_][A-Za-z0-9_-]*)>`?\s+tags?\b",
+    ) else {
+        return Vec::new();
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for found in given.captures_iter(body) {
+        let tag = found[1].to_owned();
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    tags
 }

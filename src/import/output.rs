@@ -42,6 +42,9 @@ fn output_cue(line: &str) -> bool {
         "mandatory format",
         "exact format",
         "use this format",
+        "exactly this format",
+        "in this format",
+        "this exact format",
         "response format",
         "format your response",
         "format your answer",
@@ -82,14 +85,29 @@ pub(crate) fn draft(
         .and_then(|output| output.get("schema"))
     {
         return match crate::prompt::picoschema::to_json_schema(schema) {
-            Ok(schema) => Some(Drafted {
-                suffix: "schema.json",
-                text: schema_file(schema, "the prompt's own `output.schema` (Picoschema)", None),
-                evidence: "`output.schema` in the front matter, converted from Picoschema".into(),
-                checks: vec![
+            Ok(schema) => {
+                let mut checks = vec![
                     "the output schema is the contract as dotprompt has it: optional fields may be null, no other keys".into(),
-                ],
-            }),
+                ];
+                let x_agent = json_alone(body).then(|| {
+                    checks.push(
+                        "the prompt asks for the JSON object alone: prose around it is a violation"
+                            .into(),
+                    );
+                    json!({ "prose": "hard" })
+                });
+                Some(Drafted {
+                    suffix: "schema.json",
+                    text: schema_file(
+                        schema,
+                        "the prompt's own `output.schema` (Picoschema)",
+                        x_agent,
+                    ),
+                    evidence: "`output.schema` in the front matter, converted from Picoschema"
+                        .into(),
+                    checks,
+                })
+            }
             Err(error) => Some(Drafted {
                 suffix: "schema.json",
                 text: schema_file(json!({ "type": "object" }), "a placeholder", None),
@@ -111,6 +129,9 @@ pub(crate) fn draft(
     if let Some(examples) = json.filter(|_| !json_inside_markdown) {
         return Some(draft_json(body, &examples, lines));
     }
+    if let Some(draft) = described_json(body, regions, lines) {
+        return Some(draft);
+    }
     if let Some(fields) = tagged.filter(|fields| !fields.is_empty() && markdown.is_none()) {
         return Some(draft_tagged(body, &fields));
     }
@@ -120,7 +141,282 @@ pub(crate) fn draft(
     if let Some(draft) = single_value(body, regions) {
         return Some(draft);
     }
-    body_outline(body, regions, lines)
+    if let Some(draft) = named_sections(body, regions, lines) {
+        return Some(draft);
+    }
+    if let Some(draft) = numbered_parts(body, regions, lines) {
+        return Some(draft);
+    }
+    if let Some(draft) = body_outline(body, regions, lines) {
+        return Some(draft);
+    }
+    prose_report(body, regions, lines)
+}
+
+/// Sections the prompt names in its instructions, one per line ("… into a section called MAIN
+/// POINTS:", fabric's way), with the list each one holds when the line counts it ("Output the
+/// 10 most important points … as a list").
+fn named_sections(body: &str, regions: &[Range<usize>], lines: &Lines<'_>) -> Option<Drafted> {
+    let named = regex::Regex::new(
+        r"(?i)\b(?:in|into|under)\s+an?\s+section\s+(?:called|named|titled|labell?ed)\s+[`*_]*([^`*_]+?)[`*_]*\s*:?\s*\.?\s*$",
+    )
+    .ok()?;
+    let counted = regex::Regex::new(r"(?i)\b(\d{1,3})\s+(?:[a-z-]+\s+){0,2}?([a-z]+s)\b").ok()?;
+    let region_text: String = regions.iter().map(|r| &body[r.clone()]).collect();
+    let lower = region_text.to_ascii_lowercase();
+    let numbered = if lower.contains("numbered list") || lower.contains("not bullets") {
+        Some(true)
+    } else if lower.contains("bulleted list") || lower.contains("not numbered") {
+        Some(false)
+    } else {
+        None
+    };
+    let mut sections = Vec::new();
+    for region in regions {
+        let mut offset = region.start;
+        for line in body[region.clone()].split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            let Some(found) = named.captures(line.trim_end()) else {
+                continue;
+            };
+            let name = found[1].trim().trim_end_matches(':').trim().to_owned();
+            if name.is_empty() || name.len() > 80 {
+                continue;
+            }
+            let instruction = &line[..found.get(0).map_or(line.len(), |m| m.start())];
+            let count = counted
+                .captures_iter(instruction)
+                .filter(|c| {
+                    ![
+                        "words",
+                        "characters",
+                        "chars",
+                        "sentences",
+                        "lines",
+                        "seconds",
+                        "minutes",
+                    ]
+                    .contains(&c[2].to_ascii_lowercase().as_str())
+                })
+                .find_map(|c| c[1].parse::<usize>().ok());
+            let is_list = count.is_some() || instruction.to_ascii_lowercase().contains("list");
+            sections.push((name, lines.of(start), count, is_list));
+        }
+    }
+    if sections.len() < 2 {
+        return None;
+    }
+    let mut out = format!(
+        "# Drafted by `agent import` from the sections the prompt names (lines {}); check it.\n",
+        sections
+            .iter()
+            .map(|(_, line, _, _)| line.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "description: The sections the prompt asks for, in its order"
+    );
+    let _ = writeln!(out, "sections:");
+    let mut checks = Vec::new();
+    for (name, _, count, is_list) in &sections {
+        let _ = writeln!(out, "  - heading: {}", yaml_string(name));
+        if *is_list {
+            let mut keys = Vec::new();
+            if let Some(count) = count {
+                keys.push(format!("items: {count}"));
+            }
+            if let Some(numbered) = numbered {
+                keys.push(format!("numbered: {numbered}"));
+            }
+            if keys.is_empty() {
+                keys.push("min_items: 1".into());
+            }
+            let _ = writeln!(out, "    list: {{ {} }}", keys.join(", "));
+            checks.push(format!(
+                "`{name}` holds a {}list{}",
+                match numbered {
+                    Some(true) => "numbered ",
+                    Some(false) => "bulleted ",
+                    None => "",
+                },
+                count.map_or(String::new(), |c| format!(" of exactly {c} items"))
+            ));
+        }
+    }
+    let _ = writeln!(out, "extra_sections: hard");
+    let _ = writeln!(out, "preamble: soft");
+    let _ = writeln!(out, "trailing_text: soft");
+    checks.insert(
+        0,
+        format!(
+            "the answer has the {} sections the prompt names, in its order, as headings",
+            sections.len()
+        ),
+    );
+    Some(Drafted {
+        suffix: "scaffold.yaml",
+        text: out,
+        evidence: format!(
+            "a markdown answer with the {} sections the prompt names",
+            sections.len()
+        ),
+        checks,
+    })
+}
+
+/// The parts an answer must include, listed as a numbered list of bold labels after a line
+/// that says so ("Summary Must Include:" then `1. **User Intent** – …`): each part starts a
+/// line of the answer, the first one first; a part "included only if" something is optional.
+fn numbered_parts(body: &str, regions: &[Range<usize>], lines: &Lines<'_>) -> Option<Drafted> {
+    let item = regex::Regex::new(r"^\s*(\d{1,2})[.)]\s+\*\*([^*]+?)\*\*").ok()?;
+    for region in regions {
+        let text = &body[region.clone()];
+        let all: Vec<&str> = text.lines().collect();
+        for (index, line) in all.iter().enumerate() {
+            let lower = line.to_ascii_lowercase();
+            let announces = [
+                "must include",
+                "must contain",
+                "include:",
+                "must have",
+                "must cover",
+            ]
+            .iter()
+            .any(|cue| lower.contains(cue));
+            if !announces {
+                continue;
+            }
+            let mut parts = Vec::new();
+            for next in &all[index + 1..] {
+                if next.trim().is_empty() && parts.is_empty() {
+                    continue;
+                }
+                let Some(found) = item.captures(next) else {
+                    break;
+                };
+                let optional = {
+                    let rest = next.to_ascii_lowercase();
+                    ["only if", "if applicable", "optional", "if any"]
+                        .iter()
+                        .any(|cue| rest.contains(cue))
+                };
+                parts.push((found[1].to_owned(), found[2].trim().to_owned(), optional));
+            }
+            if parts.len() < 3 || parts[0].0 != "1" {
+                continue;
+            }
+            let at =
+                lines.of(region.start + all[..index].iter().map(|l| l.len() + 1).sum::<usize>());
+            let required: Vec<String> = parts
+                .iter()
+                .filter(|(_, _, optional)| !optional)
+                .map(|(_, label, _)| yaml_string(label))
+                .collect();
+            let mut out = format!(
+                "# Drafted by `agent import` from the numbered parts the prompt lists (line {at}); check it.\n"
+            );
+            let _ = writeln!(
+                out,
+                "description: The {} numbered parts the prompt lists",
+                parts.len()
+            );
+            let _ = writeln!(out, "sections: []");
+            let _ = writeln!(out, "extra_sections: allowed");
+            let _ = writeln!(out, "preamble: allowed");
+            let _ = writeln!(out, "trailing_text: allowed");
+            let _ = writeln!(out, "required_lines: [{}]", required.join(", "));
+            let _ = writeln!(out, "lines:");
+            let _ = writeln!(out, "  - {{ line: 1, pattern: '^(1[.)]|\\*\\*1|#+ *1)' }}");
+            let optional: Vec<&str> = parts
+                .iter()
+                .filter(|(_, _, optional)| *optional)
+                .map(|(_, label, _)| label.as_str())
+                .collect();
+            let mut checks = vec![format!(
+                "the answer starts with part 1 and has a line starting with each required part's label ({} of {})",
+                required.len(),
+                parts.len()
+            )];
+            if !optional.is_empty() {
+                checks.push(format!("optional: {}", optional.join(", ")));
+            }
+            return Some(Drafted {
+                suffix: "scaffold.yaml",
+                text: out,
+                evidence: format!("the {} numbered parts listed at line {at}", parts.len()),
+                checks,
+            });
+        }
+    }
+    None
+}
+
+/// A report described in one line of prose ("**Output**: Prioritized security report with
+/// critical vulnerabilities, recommended actions, and compliance status."): each part it
+/// names is a section, in that order, whatever its exact heading.
+fn prose_report(body: &str, regions: &[Range<usize>], lines: &Lines<'_>) -> Option<Drafted> {
+    let described = regex::Regex::new(
+        r"(?i)^\W*output\W*:?\W*\s*(?:an?\s+)?[\w\s-]*?\b(?:report|summary|document|review|analysis)\s+(?:with|containing|covering|of)\s+(.+?)\.?\s*$",
+    )
+    .ok()?;
+    for region in regions {
+        let mut offset = region.start;
+        for line in body[region.clone()].split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            let Some(found) = described.captures(line.trim()) else {
+                continue;
+            };
+            let parts: Vec<String> = found[1]
+                .replace(", and ", ", ")
+                .replace(" and ", ", ")
+                .split(',')
+                .map(|part| part.trim().to_owned())
+                .filter(|part| !part.is_empty() && part.split_whitespace().count() <= 4)
+                .collect();
+            if parts.len() < 2 {
+                continue;
+            }
+            let mut out = format!(
+                "# Drafted by `agent import` from the report described at line {}; check it.\n",
+                lines.of(start)
+            );
+            let _ = writeln!(out, "description: {}", yaml_string(line.trim()));
+            let _ = writeln!(out, "sections:");
+            for part in &parts {
+                let words: Vec<String> = part
+                    .split_whitespace()
+                    .map(|w| regex::escape(&crate::text::fold(w)))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  - heading: {}",
+                    yaml_string(&format!(".*{}.*", words.join(".*")))
+                );
+                let _ = writeln!(out, "    match: regex");
+            }
+            let _ = writeln!(out, "extra_sections: soft");
+            let _ = writeln!(out, "preamble: soft");
+            let _ = writeln!(out, "trailing_text: soft");
+            return Some(Drafted {
+                suffix: "scaffold.yaml",
+                text: out,
+                evidence: format!(
+                    "a report described in prose at line {}: {}",
+                    lines.of(start),
+                    parts.join(", ")
+                ),
+                checks: vec![format!(
+                    "the report has a section for each part the prompt names ({}), in that order; the headings' exact words are free",
+                    parts.join(", ")
+                )],
+            });
+        }
+    }
+    None
 }
 
 /// A body that is itself the outline of the answer: a runbook whose record follows its
@@ -147,6 +443,18 @@ fn body_outline(body: &str, regions: &[Range<usize>], lines: &Lines<'_>) -> Opti
         && sizes
             .get(sizes.len() / 2)
             .is_some_and(|&median| median <= 8);
+    // Headings are the answer's outline only when the prompt says so by its shape: a record
+    // titled with a fill-in (`# Deployment for {PROJECT_NAME}`), or a list of numbered
+    // sections to write. A prompt's own headings (`# IDENTITY and PURPOSE`, `## Safety`)
+    // organise the instructions, not the answer.
+    let titled_record = title
+        .as_ref()
+        .is_some_and(|t| t.text.contains(['{', '$', '[']));
+    let steps = sections.iter().filter(|s| is_step(&s.text)).count();
+    let numbered_skeleton = skeleton && steps * 2 >= sections.len();
+    if !(titled_record || numbered_skeleton) {
+        return None;
+    }
     let mut out = format!(
         "# Drafted by `agent import` from the prompt's own headings (lines {}-{}), which the answer follows; check it.\n",
         lines.of(region.start),
@@ -325,9 +633,17 @@ fn json_examples(body: &str, _lines: &Lines<'_>) -> Option<Vec<JsonExample>> {
                     || lower.starts_with("or")
                     || lower.starts_with("if ")
             });
+        // A Python format string writes its literal braces doubled (`{{ "title": … }}`).
+        let parsed = if body[start..].starts_with("{{") {
+            let (plain, origin) = unescape_braces(&body[start..]);
+            pseudo_json::parse(&plain)
+                .map(|(node, length)| (node, origin.get(length).copied().unwrap_or(length)))
+        } else {
+            pseudo_json::parse(&body[start..])
+        };
         if opens
             && (cued || alternative)
-            && let Some((node, length)) = pseudo_json::parse(&body[start..])
+            && let Some((node, length)) = parsed
         {
             if let Node::Object(fields) = &node
                 && !fields.is_empty()
@@ -350,6 +666,108 @@ fn json_examples(body: &str, _lines: &Lines<'_>) -> Option<Vec<JsonExample>> {
     (!examples.is_empty()).then_some(examples)
 }
 
+/// `text` with doubled braces made single, and for each byte of the result (and its end) the
+/// offset in `text` it came from.
+fn unescape_braces(text: &str) -> (String, Vec<usize>) {
+    let mut plain = String::with_capacity(text.len());
+    let mut origin = Vec::with_capacity(text.len() + 1);
+    let mut index = 0;
+    let bytes = text.as_bytes();
+    while index < text.len() {
+        let doubled = matches!(&bytes[index..], [b'{', b'{', ..] | [b'}', b'}', ..]);
+        let width = if doubled {
+            2
+        } else {
+            text[index..].chars().next().map_or(1, char::len_utf8)
+        };
+        let piece = if doubled {
+            &text[index..=index]
+        } else {
+            &text[index..index + width]
+        };
+        for _ in 0..piece.len() {
+            origin.push(index);
+        }
+        plain.push_str(piece);
+        index += width;
+    }
+    origin.push(index);
+    (plain, origin)
+}
+
+/// What a prompt says of each key in a list of labelled lines (`- IMPORTANCE RATING: A float
+/// score between 0-10`, `- DETAILED FINDINGS: A list of 5-10 key insights`): the number's
+/// bounds and type, the list's length.
+fn apply_labels(body: &str, schema: &mut Value, checks: &mut Vec<String>) {
+    let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let labelled =
+        regex::Regex::new(r"(?m)^\s*[-*]\s+\**([A-Za-z][A-Za-z ]{1,40}?)\**\s*:\s*(.+)$");
+    let range = regex::Regex::new(r"(\d+(?:\.\d+)?)\s*(?:-|–|to)\s*(\d+(?:\.\d+)?)");
+    let (Ok(labelled), Ok(range)) = (labelled, range) else {
+        return;
+    };
+    let labels: Vec<(Vec<String>, String)> = labelled
+        .captures_iter(body)
+        .map(|c| {
+            let words = c[1]
+                .split_whitespace()
+                .map(str::to_ascii_lowercase)
+                .collect();
+            (words, c[2].to_ascii_lowercase())
+        })
+        .collect();
+    for (key, property) in properties.iter_mut() {
+        let key_words: Vec<String> = key
+            .split(['_', '-'])
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let described = labels
+            .iter()
+            .find(|(words, _)| *words == key_words)
+            .or_else(|| labels.iter().find(|(words, _)| words.ends_with(&key_words)));
+        let Some((_, description)) = described else {
+            continue;
+        };
+        let bounds = range
+            .captures(description)
+            .and_then(|c| Some((c[1].parse::<f64>().ok()?, c[2].parse::<f64>().ok()?)));
+        let is_array = property.get("type") == Some(&json!("array"));
+        if is_array {
+            if let Some((low, high)) = bounds
+                && description.contains("list of")
+            {
+                property["minItems"] = json!(low as u64);
+                property["maxItems"] = json!(high as u64);
+                checks.push(format!(
+                    "`{key}` holds {low}-{high} items, as the prompt's description of it says"
+                ));
+            }
+            continue;
+        }
+        let numeric = ["float", "number", "integer", "score", "rating"]
+            .iter()
+            .any(|w| description.contains(w));
+        if numeric && let Some((low, high)) = bounds {
+            let kind = if description.contains("integer") {
+                "integer"
+            } else {
+                "number"
+            };
+            let mut typed = json!({ "type": kind, "minimum": low, "maximum": high });
+            if let Some(Value::String(about)) = property.get("description") {
+                typed["description"] = json!(about);
+            }
+            *property = typed;
+            checks.push(format!(
+                "`{key}` is a {kind} from {low} to {high}, as the prompt's description of it says"
+            ));
+        }
+    }
+}
+
 fn keys_of(node: &Node) -> Vec<&str> {
     match node {
         Node::Object(fields) => fields.iter().map(|(k, _)| k.as_str()).collect(),
@@ -368,7 +786,9 @@ fn draft_json(body: &str, examples: &[JsonExample], lines: &Lines<'_>) -> Drafte
         "a text, number or yes/no value may be null (an example cannot say a value is always known); drop `\"null\"` from the types the deliverable must always give".into(),
     ];
     let schema = if let [only] = examples {
-        pseudo_json::schema(&only.node, "", &mut extras)
+        let mut schema = pseudo_json::schema(&only.node, "", &mut extras);
+        apply_labels(body, &mut schema, &mut checks);
+        schema
     } else {
         let variants: Vec<Value> = examples
             .iter()
@@ -405,19 +825,7 @@ fn draft_json(body: &str, examples: &[JsonExample], lines: &Lines<'_>) -> Drafte
         .map(|(pointer, max)| json!({ "rule": "max-words", "pointer": pointer, "max": max }))
         .collect();
     let lower = body.to_ascii_lowercase().replace('*', "");
-    // "Return exactly one JSON object", "respond with ONLY a valid JSON object", "no text
-    // before or after": prose around the object is a violation, not a warning.
-    let only = [
-        "exactly one json object",
-        "only a valid json",
-        "only the json",
-        "only json",
-        "only a json",
-        "before or after the json",
-        "no text before",
-        "nothing else",
-    ];
-    if only.iter().any(|cue| lower.contains(cue)) {
+    if json_alone(body) {
         x_agent.insert("prose".into(), json!("hard"));
         checks.push(
             "the prompt asks for the JSON object alone: prose around it is a violation".into(),
@@ -453,6 +861,96 @@ fn draft_json(body: &str, examples: &[JsonExample], lines: &Lines<'_>) -> Drafte
         ),
         checks,
     }
+}
+
+/// "Return exactly one JSON object", "respond with ONLY a valid JSON object", "no text before
+/// or after", "parseable data for machine consumption": prose around the object is a
+/// violation, not a warning.
+fn json_alone(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase().replace('*', "");
+    [
+        "exactly one json object",
+        "only a valid json",
+        "only the json",
+        "only json",
+        "only a json",
+        "before or after the json",
+        "no text before",
+        "nothing else",
+        "parseable",
+        "machine consumption",
+        "machine-readable",
+        "strict schema adherence",
+        "parsed by json.loads",
+        "parsed as json",
+    ]
+    .iter()
+    .any(|cue| lower.contains(cue))
+}
+
+/// "Return only a JSON object with one field, "summary", containing a nonempty string": the
+/// object described in a sentence, every named field a string.
+fn described_json(body: &str, regions: &[Range<usize>], lines: &Lines<'_>) -> Option<Drafted> {
+    let described = regex::Regex::new(
+        r#"(?i)\bjson object with (?:one|a single|two|three|four|five|\d+) (?:fields?|keys?|properties|property)\s*[,:]?\s*((?:[`"']\w+[`"'](?:\s*,\s*|\s+and\s+|,\s*and\s+)?)+)(.*)"#,
+    )
+    .ok()?;
+    let name = regex::Regex::new(r#"[`"'](\w+)[`"']"#).ok()?;
+    for region in regions {
+        let text = &body[region.clone()];
+        let Some(found) = described.captures(text) else {
+            continue;
+        };
+        let fields: Vec<String> = name
+            .captures_iter(&found[1])
+            .map(|c| c[1].to_owned())
+            .collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let rest = found[2].to_ascii_lowercase();
+        let sentence = rest.split(['.', '\n']).next().unwrap_or_default();
+        let nonempty = ["nonempty", "non-empty", "not empty"]
+            .iter()
+            .any(|cue| sentence.contains(cue));
+        let mut leaf = json!({ "type": "string" });
+        if nonempty {
+            leaf["minLength"] = json!(1);
+        }
+        let properties: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|field| (field.clone(), leaf.clone()))
+            .collect();
+        let schema = json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": fields,
+            "properties": properties,
+        });
+        let at = lines.of(region.start + found.get(0).map_or(0, |m| m.start()));
+        let mut checks = vec![format!(
+            "the object has exactly the field(s) the prompt names ({}), each a {}string",
+            fields.join(", "),
+            if nonempty { "non-empty " } else { "" }
+        )];
+        let x_agent = json_alone(body).then(|| {
+            checks.push(
+                "the prompt asks for the JSON object alone: prose around it is a violation".into(),
+            );
+            json!({ "prose": "hard" })
+        });
+        return Some(Drafted {
+            suffix: "schema.json",
+            text: schema_file(
+                schema,
+                &format!("the JSON object described at line {at}"),
+                x_agent,
+            ),
+            evidence: format!("a JSON answer: the object described at line {at}"),
+            checks,
+        });
+    }
+    None
 }
 
 fn schema_file(mut schema: Value, from: &str, x_agent: Option<Value>) -> String {
@@ -510,6 +1008,24 @@ fn tagged_fields(
             values: Vec::new(),
         });
     };
+    // A pair written out more than once (`<label>Billing</label>` per category) is data the
+    // prompt lists, not a field of the answer.
+    let inline_pairs = |tag: &str| body.matches(&format!("<{tag}>")).count();
+    // "between the tags: <S0>…": words that come between a cue and `tags` but name none.
+    const NOT_TAG_NAMES: [&str; 12] = [
+        "the",
+        "these",
+        "those",
+        "following",
+        "xml",
+        "html",
+        "your",
+        "its",
+        "their",
+        "appropriate",
+        "separate",
+        "matching",
+    ];
     for region in regions {
         let text = &body[region.clone()];
         for line in text.lines() {
@@ -523,7 +1039,7 @@ fn tagged_fields(
                 if simple && let Some(end) = after[close + 1..].find(&format!("</{tag}>")) {
                     let inner = &after[close + 1..close + 1 + end];
                     let wraps_input = ["{", "[", "$"].iter().any(|mark| inner.contains(mark));
-                    if !wraps_input && !inner.contains('<') {
+                    if !wraps_input && !inner.contains('<') && inline_pairs(tag) == 1 {
                         push(tag, inner, &mut fields);
                     }
                     rest = &after[close + 1 + end..];
@@ -547,6 +1063,7 @@ fn tagged_fields(
                         .trim_start_matches(['>', '`', '"'])
                         .trim_start();
                     if !word.is_empty()
+                        && !NOT_TAG_NAMES.contains(&word.to_ascii_lowercase().as_str())
                         && (follows.starts_with("tags") || follows.starts_with("tag "))
                     {
                         push(&word, line, &mut fields);
@@ -721,7 +1238,28 @@ fn markdown_template(body: &str, regions: &[Range<usize>], _lines: &Lines<'_>) -
     // Headings after a cue line.
     let in_regions = |at: usize| regions.iter().any(|r| r.contains(&at));
     for (index, &(at, line)) in all_lines.iter().enumerate() {
-        if !in_regions(at) || !output_cue(line) || is_heading(line) {
+        if !in_regions(at) || !output_cue(line) {
+            continue;
+        }
+        if is_heading(line) {
+            // `## For each iteration, output EXACTLY this format:`: the headings under it,
+            // up to the next one at its level or above.
+            let level = heading_level(line);
+            let under: Vec<&(usize, &str)> = all_lines[index + 1..]
+                .iter()
+                .take_while(|(_, l)| !is_heading(l) || heading_level(l) > level)
+                .collect();
+            let Some(first) = under.iter().find(|(_, l)| is_heading(l)) else {
+                continue;
+            };
+            let end = all_lines
+                .get(index + 1 + under.len())
+                .map_or(body.len(), |(a, _)| *a);
+            if under.iter().filter(|(_, l)| is_heading(l)).count() >= 2 {
+                return Some(Template {
+                    range: first.0..end,
+                });
+            }
             continue;
         }
         let Some(first) = all_lines[index + 1..]
@@ -731,13 +1269,30 @@ fn markdown_template(body: &str, regions: &[Range<usize>], _lines: &Lines<'_>) -
         else {
             continue;
         };
+        // A heading that is itself the cue is read when the loop reaches it.
+        if output_cue(first.1) {
+            continue;
+        }
         let level = heading_level(first.1);
         // The outline ends at a heading above its first level, or at one of its level with no
-        // deeper heading under the first (a flat list ends where the page goes on).
-        let mut end = body.len();
+        // deeper heading under the first (a flat list ends where the page goes on), at a
+        // banner that opens the prompt's next part (`═════` / `SECTION 4: …`), and at the end
+        // of the template region it is in.
+        let region_end = regions
+            .iter()
+            .find(|r| r.contains(&first.0))
+            .map_or(body.len(), |r| r.end);
+        let mut end = region_end;
         let mut seen_deeper = false;
         let mut headings = 0;
-        for &(line_at, text) in all_lines.iter().filter(|(a, _)| *a > first.0) {
+        for &(line_at, text) in all_lines
+            .iter()
+            .filter(|(a, _)| *a > first.0 && *a < region_end)
+        {
+            if is_banner(text) {
+                end = line_at;
+                break;
+            }
             if let Some(this) = is_heading(text).then(|| heading_level(text)) {
                 if this < level {
                     end = line_at;
@@ -759,6 +1314,16 @@ fn markdown_template(body: &str, regions: &[Range<usize>], _lines: &Lines<'_>) -
         }
     }
     None
+}
+
+/// A line drawn across the page to open a part of the prompt (`═══════`, `==========`).
+fn is_banner(line: &str) -> bool {
+    let trimmed = line.trim();
+    trimmed.chars().count() >= 10
+        && trimmed
+            .chars()
+            .all(|c| matches!(c, '═' | '=' | '━' | '─' | '#' | '*'))
+        && !trimmed.chars().all(|c| c == '#')
 }
 
 fn is_heading(line: &str) -> bool {
@@ -1025,6 +1590,14 @@ fn write_section(out: &mut String, section: &Outline, depth: usize, skeleton: bo
         None => {
             let _ = writeln!(out, "{indent}- heading: {}", yaml_string(&section.text));
         }
+    }
+    // `### TOP FIX (if score < threshold)`: the heading says when the section is written.
+    let lower = section.text.to_ascii_lowercase();
+    if ["(if ", "(optional", "(when ", "if applicable", "(only if"]
+        .iter()
+        .any(|cue| lower.contains(cue))
+    {
+        let _ = writeln!(out, "{indent}  optional: true");
     }
     let mut tables = section.tables.clone();
     let mut code = section.code.clone();

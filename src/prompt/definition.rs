@@ -159,6 +159,15 @@ impl Prompt {
                 input: inputs[index].name.clone(),
                 hint,
             })?;
+        let mut inputs = inputs;
+        if section.dialect.is_template_language() && !inputs_apart {
+            for (index, spec) in inputs.iter_mut().enumerate() {
+                if spec.kind != InputKind::Context && !slots.iter().any(|slot| slot.input == index)
+                {
+                    spec.required = false;
+                }
+            }
+        }
         let apart: Vec<usize> = (0..inputs.len())
             .filter(|&index| {
                 inputs_apart

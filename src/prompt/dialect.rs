@@ -134,6 +134,12 @@ pub(crate) fn find_slots(
                 // Sent in the message of inputs instead.
                 continue;
             }
+            // A template may leave a value its front matter declares unread (a `.prompty`
+            // whose sample carries a `question` its body never uses); the prompt treats it
+            // as optional and `agent lint` says so.
+            if dialect.is_template_language() {
+                continue;
+            }
             return Err((index, looked_for(dialect, spec)));
         }
         slots.extend(found);
