@@ -574,3 +574,43 @@ fn a_postmortem_sends_its_system_instruction_and_its_user_template() {
         "the page's metadata is not part of the system instruction"
     );
 }
+
+/// A drafted agent is consistent with its own prompt: every seed and corpus prompt, imported
+/// into one project, lints without an error (no example output the drafted contract refuses, no
+/// template taken for an example).
+#[test]
+fn imported_agents_lint_without_errors() {
+    let dir = project();
+    for (seed, agent) in SEEDS {
+        import(dir.path(), &seeds_dir().join(seed), agent);
+    }
+    for corpus_dir in corpus() {
+        let expected = yaml(&corpus_dir.join("expected.yaml"));
+        let file = corpus_dir.join(expected["prompt_file"].as_str().expect("prompt_file"));
+        import(dir.path(), &file, &slug(&corpus_dir));
+    }
+    let output = agent_in(dir.path())
+        .arg("--project")
+        .arg(dir.path())
+        .args(["lint", "--format", "json"])
+        .output()
+        .expect("agent runs");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("lint prints JSON");
+    let errors: Vec<String> = report["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .flat_map(|agent| {
+            let name = agent["agent"].as_str().unwrap_or_default().to_owned();
+            agent["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .filter(|f| f["severity"] == "error")
+                .map(move |f| format!("{name}: {} {}", f["rule"], f["message"]))
+        })
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(report["errors"], 0);
+    assert_eq!(output.status.code(), Some(0));
+}

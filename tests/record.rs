@@ -131,6 +131,36 @@ fn a_case_that_runs_out_of_replies_records_nothing() {
 }
 
 #[test]
+fn a_case_refused_for_its_inputs_says_nothing_was_recorded() {
+    let project = project_with(&["release-plan/parcelpoint", "release-plan/replies"]);
+    let case = project.path().join("fixtures/release-plan/parcelpoint");
+    let recording = case.join("recording.json");
+    let before = std::fs::read(&recording).expect("recording");
+    // The same input given twice: the case is refused before any model call.
+    let inputs = case.join("inputs");
+    let request = std::fs::read_dir(&inputs)
+        .expect("inputs")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.is_file())
+        .expect("an input file");
+    std::fs::copy(&request, inputs.join(request.file_stem().expect("stem"))).expect("copy");
+    let output = common::agent_in(project.path())
+        .args(["record", "release-plan/parcelpoint"])
+        .arg(
+            project
+                .path()
+                .join("fixtures/release-plan/replies/missing-section.md"),
+        )
+        .output()
+        .expect("agent runs");
+    assert_ne!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nothing recorded"), "{stderr}");
+    assert!(!stderr.contains("recorded 0"), "{stderr}");
+    assert_eq!(std::fs::read(&recording).expect("recording"), before);
+}
+
+#[test]
 fn a_case_given_replies_records_them_instead_of_its_own() {
     let project = project_with(&["release-plan/parcelpoint", "release-plan/replies"]);
     let replies = project.path().join("fixtures/release-plan/replies");

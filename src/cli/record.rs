@@ -227,11 +227,19 @@ async fn record_case(
     let recordings: BTreeSet<&Path> = cases.iter().map(|c| c.recording.as_path()).collect();
     if !quiet {
         for recording in recordings {
-            eprintln!(
-                "{}: recorded {} repl(ies) of {id}",
-                shown(project, recording).display(),
-                client.served()
-            );
+            if client.served() == 0 {
+                // A case refused before its model call (bad inputs) leaves the file as it was.
+                eprintln!(
+                    "{}: nothing recorded: {id} did not reach the model (see below)",
+                    shown(project, recording).display()
+                );
+            } else {
+                eprintln!(
+                    "{}: recorded {} repl(ies) of {id}",
+                    shown(project, recording).display(),
+                    client.served()
+                );
+            }
         }
         warn_unused(&client);
     }

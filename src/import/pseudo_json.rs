@@ -210,10 +210,21 @@ pub(crate) fn schema(node: &Node, pointer: &str, extras: &mut Extras) -> Value {
         Node::Array(items) => {
             // Within an array, a pointer would need an index: no word limits there.
             let mut ignored = Extras::default();
-            match items.first() {
-                Some(first) => json!({ "type": "array", "items": schema(first, "", &mut ignored) }),
-                None => json!({ "type": "array" }),
-            }
+            let mut drafted = items.iter().map(|item| schema(item, "", &mut ignored));
+            let Some(first) = drafted.next() else {
+                return json!({ "type": "array" });
+            };
+            // Items that read differently (`["https://owasp.org/…", "CWE-89"]`) share only
+            // their type: a format or an enum one item suggests would refuse the others.
+            let items = if drafted.all(|other| other == first) {
+                first
+            } else {
+                match first.get("type") {
+                    Some(kind) => json!({ "type": kind }),
+                    None => json!({}),
+                }
+            };
+            json!({ "type": "array", "items": items })
         }
         Node::Bare(word) => bare_schema(word),
         Node::Text(text) => text_schema(text, pointer, extras),
@@ -378,6 +389,21 @@ fn word_limit(lower: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_that_read_differently_share_only_their_type() {
+        let text = r#"{"references": ["https://owasp.org/www-community/attacks/SQL_Injection", "CWE-89"], "links": ["https://a.example", "https://b.example"]}"#;
+        let (node, _) = parse(text).expect("parses");
+        let drafted = schema(&node, "", &mut Extras::default());
+        assert_eq!(
+            drafted["properties"]["references"]["items"],
+            json!({ "type": "string" })
+        );
+        assert_eq!(
+            drafted["properties"]["links"]["items"]["format"],
+            json!("uri")
+        );
+    }
 
     #[test]
     fn prompt_pseudo_json_is_read_leniently() {

@@ -469,6 +469,15 @@ fn examples_against(
         let Ok((range, _)) = crate::prompt::layout::fence_at(body, at) else {
             continue;
         };
+        // A fence holding an input's placeholder is the prompt itself (seed 000 wraps its whole
+        // template in ```md) or an output template to fill in, not an answer to judge.
+        if prompt
+            .slots
+            .iter()
+            .any(|slot| range.start <= slot.range.start && slot.range.end <= range.end)
+        {
+            continue;
+        }
         let example = &body[range];
         if json_contract && serde_json::from_str::<serde_json::Value>(example).is_err() {
             // A pseudo-schema (`"status": "pass|fail"`), not an example.
