@@ -64,6 +64,16 @@ impl ModelArgs {
         }
     }
 
+    /// The sampling flags alone, which an eval replay sends over the agent's defaults.
+    pub fn sampling(&self) -> crate::eval::SamplingFlags {
+        crate::eval::SamplingFlags {
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            top_p: self.top_p,
+        }
+    }
+
     /// Resolve the settings for an agent with `defaults`, in `project`.
     pub fn settings(
         &self,

@@ -110,24 +110,16 @@ impl Recording {
         param("model", recorded.model.clone(), request.model.clone());
         param(
             "temperature",
-            format!("{:?}", recorded.temperature),
-            format!("{:?}", request.temperature),
+            shown(recorded.temperature),
+            shown(request.temperature),
         );
-        param(
-            "top_p",
-            format!("{:?}", recorded.top_p),
-            format!("{:?}", request.top_p),
-        );
+        param("top_p", shown(recorded.top_p), shown(request.top_p));
         param(
             "max_tokens",
-            format!("{:?}", recorded.max_tokens),
-            format!("{:?}", request.max_tokens),
+            shown(recorded.max_tokens),
+            shown(request.max_tokens),
         );
-        param(
-            "seed",
-            format!("{:?}", recorded.seed),
-            format!("{:?}", request.seed),
-        );
+        param("seed", shown(recorded.seed), shown(request.seed));
         param(
             "response_format",
             recorded
@@ -188,6 +180,12 @@ fn common_prefix(a: &ChatRequest, b: &ChatRequest) -> usize {
         }
     }
     total
+}
+
+/// A parameter as a person writes it: `64`, or `none` when it is not sent (never Rust's
+/// `Some(64)`).
+fn shown<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "none".to_owned(), |value| value.to_string())
 }
 
 /// Forty characters of `text` from near byte `at`, on one line.

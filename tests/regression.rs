@@ -1,0 +1,196 @@
+//! Regressions, each named after the defect it pins down (issue 12: what a real llama.cpp
+//! server showed that no mock had).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("lists") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A project in a temp dir holding the agents, contracts and the named fixture folders.
+fn project(fixtures: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for part in ["prompts", "schemas"] {
+        copy_dir(&common::root().join(part), &dir.path().join(part));
+    }
+    for fixture in fixtures {
+        copy_dir(
+            &common::root().join("fixtures").join(fixture),
+            &dir.path().join("fixtures").join(fixture),
+        );
+    }
+    dir
+}
+
+/// `agent ARGS` in `dir`, with no model configured by the environment, from a blocking task
+/// so that a fake server keeps serving.
+async fn agent_in(dir: &Path, args: Vec<String>, stdin: Option<String>) -> Output {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut command = common::agent_in(&dir);
+        command
+            .args(&args)
+            .env_remove("AGENT_MODEL")
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("OPENAI_API_KEY");
+        match stdin {
+            None => command.output().expect("agent runs"),
+            Some(text) => {
+                use std::io::Write as _;
+                let mut child = command
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("agent starts");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(text.as_bytes())
+                    .expect("stdin written");
+                child.wait_with_output().expect("agent runs")
+            }
+        }
+    })
+    .await
+    .expect("joins")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn json_file(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("written")).expect("json")
+}
+
+fn reply(name: &str) -> String {
+    std::fs::read_to_string(common::root().join("fixtures").join(name)).expect("reply")
+}
+
+/// A fake server answering every request with `content`.
+async fn answering(content: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn model_flags(server: &MockServer) -> Vec<String> {
+    args(&[
+        "--model",
+        "m",
+        "--base-url",
+        &format!("{}/v1", server.uri()),
+    ])
+}
+
+/// Every request the server received, as JSON.
+async fn requests(server: &MockServer) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).expect("a JSON request"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_eval_replay_ignores_the_sampling_flags_that_record_used() {
+    let dir = project(&["release-manager/parcelpoint"]);
+    let case = dir.path().join("fixtures/release-manager/capped");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    std::fs::write(
+        case.join("case.yaml"),
+        "description: recorded with sampling flags\ninputs: ../parcelpoint/inputs\nexpect: { outcome: valid }\n",
+    )
+    .expect("case");
+    let server = answering(&reply("release-manager/replies/valid.txt")).await;
+    let sampling = [
+        "--max-tokens",
+        "64",
+        "--temperature",
+        "0.5",
+        "--seed",
+        "7",
+        "--top-p",
+        "0.9",
+    ];
+    let eval = |mode: &[&str], out: &str, with_flags: bool| {
+        let mut list = args(&[
+            "eval",
+            "release-manager",
+            "--filter",
+            "capped",
+            "--out",
+            out,
+        ]);
+        list.extend(args(mode));
+        if with_flags {
+            list.extend(args(&sampling));
+        }
+        list
+    };
+
+    let mut record = eval(&["--record"], "record", true);
+    record.extend(model_flags(&server));
+    let recorded = agent_in(dir.path(), record, None).await;
+    assert_eq!(recorded.status.code(), Some(0), "{}", text(&recorded));
+    let sent = &requests(&server).await[0];
+    assert_eq!(sent["max_tokens"], 64, "{sent}");
+    assert_eq!(sent["seed"], 7, "{sent}");
+
+    let replayed = agent_in(dir.path(), eval(&["--replay"], "replay", true), None).await;
+    assert_eq!(
+        replayed.status.code(),
+        Some(0),
+        "the flags it was recorded with replay it: {}",
+        text(&replayed)
+    );
+
+    // Without them the recording is stale: said in plain numbers, and an input error as
+    // `agent run` and `agent pipeline run` call it, not a model error.
+    let stale = agent_in(dir.path(), eval(&["--replay"], "stale", false), None).await;
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale));
+    let table = text(&stale);
+    assert!(table.contains("max_tokens: recorded 64, now "), "{table}");
+    assert!(table.contains("seed: recorded 7, now none"), "{table}");
+    assert!(!table.contains("Some("), "{table}");
+    let report = json_file(&dir.path().join("stale/report.json"));
+    assert_eq!(
+        report["cases"][0]["runs"][0]["outcome"], "input-error",
+        "{report}"
+    );
+}
