@@ -95,6 +95,15 @@ impl Contract {
         }
     }
 
+    /// What kind of text the deliverable is, for reasoning extraction: a tag inside a JSON
+    /// string is content.
+    pub fn syntax(&self) -> crate::extract::Syntax {
+        match &self.kind {
+            Kind::Json(_) => crate::extract::Syntax::Json,
+            Kind::Markdown(_) | Kind::Tagged(_) => crate::extract::Syntax::Text,
+        }
+    }
+
     /// The JSON Schema of the deliverable's parsed value ([`Verdict::json`]): a JSON
     /// contract's schema, or the object of a tagged contract's fields. None for markdown.
     /// What JSON pointers into a deliverable can be checked against.

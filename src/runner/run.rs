@@ -12,7 +12,7 @@ use super::reask::reask_message;
 use super::report::{AttemptRecord, FailedAttempt, InputRecord, Parameters, RunOutcome, RunReport};
 use crate::artifacts::{RunFolder, timestamp};
 use crate::contract::{Location, Outcome, Verdict, Violation, judge};
-use crate::extract::extract;
+use crate::extract::extract_with;
 use crate::inputs::Inputs;
 use crate::model::{
     ChatRequest, Completion, FinishReason, Message, ModelClient, ModelError, Usage,
@@ -280,10 +280,11 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         };
         write_json(&format!("{dir}/response.json"), &completion.raw)?;
         write(&format!("{dir}/reply.md"), completion.content.as_bytes())?;
-        let extracted = extract(
+        let extracted = extract_with(
             &completion.content,
             completion.reasoning.as_deref(),
             &agent.prompt.reasoning_tags,
+            agent.contract.syntax(),
         );
         let verdict = judge_reply(agent, &completion, &extracted);
         let reasoning = extracted.reasoning_text();
