@@ -194,3 +194,45 @@ async fn issue_12_eval_replay_ignores_the_sampling_flags_that_record_used() {
         "{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_failed_attempt_keeps_only_300_characters_of_the_server_error_double_escaped() {
+    let server = MockServer::start().await;
+    // A long message with a line break and quotes, as servers write them.
+    let message = format!(
+        "invalid request: \"response_format\" is not supported\ndetails: {}END",
+        "x".repeat(2000)
+    );
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": message, "type": "invalid_request_error", "code": 400}}),
+        ))
+        .mount(&server)
+        .await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let mut list = args(&[
+        "run",
+        "release-manager",
+        "--inputs",
+        "fixtures/release-manager/parcelpoint/inputs",
+        "--out",
+        "run",
+        "--json",
+    ]);
+    list.extend(model_flags(&server));
+    let output = agent_in(dir.path(), list, None).await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let run = json_file(&dir.path().join("run/run.json"));
+    // Kept whole (up to 4 KB) and escaped once: by the JSON, not before it as well.
+    let error = run["error"].as_str().expect("an error");
+    assert!(error.ends_with(&message), "{error}");
+    let envelope: Value = serde_json::from_slice(&output.stdout).expect("envelope");
+    assert_eq!(envelope["error"], run["error"]);
+    // The terminal shows it on one line, each line break escaped once.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"response_format\" is not supported\\ndetails: xxx"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\\\\n"), "{stderr}");
+}

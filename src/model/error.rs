@@ -8,12 +8,13 @@ use miette::Diagnostic;
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ModelError {
     /// The server answered with an error status.
-    #[error("the model endpoint answered {status}{}: {message}", retried(*retries))]
+    #[error("the model endpoint answered {status}{}: {}", retried(*retries), crate::text::quote(message, SERVER_MESSAGE_MAX))]
     #[diagnostic(code(agent::model::status))]
     Status {
         /// HTTP status code.
         status: u16,
-        /// The server's message, redacted and shortened.
+        /// The server's message as it wrote it, redacted and cut at [`SERVER_MESSAGE_MAX`]
+        /// characters; escaped only where it is shown.
         message: String,
         /// Retries made before giving up.
         retries: u32,
@@ -164,7 +165,51 @@ pub enum ModelError {
     },
 }
 
+/// The most of a server's error message kept: enough for the longest real ones (a vLLM
+/// context-length message, a validation error listing fields), and bounded.
+pub(crate) const SERVER_MESSAGE_MAX: usize = 4096;
+
+/// The server's error message in an error body: `error.message` (OpenAI, llama.cpp),
+/// `message` (vLLM) or `error` (Ollama) of a JSON body, else the body itself; as written, cut at
+/// [`SERVER_MESSAGE_MAX`] characters. Escaping is left to where it is shown, so a JSON
+/// artifact escapes it once.
+pub(crate) fn server_message(body: &str) -> String {
+    let from_json = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| {
+            value
+                .pointer("/error/message")
+                .or_else(|| value.get("message"))
+                .or_else(|| value.get("error"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        });
+    let message = from_json.unwrap_or_else(|| body.trim().to_owned());
+    if message.is_empty() {
+        "(empty body)".to_owned()
+    } else {
+        crate::text::clip(&message, SERVER_MESSAGE_MAX)
+    }
+}
+
 impl ModelError {
+    /// The error as a run records it (`run.json`, the `--json` envelope): a server's message
+    /// as it wrote it, which the JSON escapes once, where the terminal shows it escaped.
+    pub fn recorded(&self) -> String {
+        match self {
+            ModelError::Status {
+                status,
+                message,
+                retries,
+                ..
+            } => format!(
+                "the model endpoint answered {status}{}: {message}",
+                retried(*retries)
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether this error is the user's to fix (a stale or unreadable recording) rather than
     /// the endpoint's.
     pub fn is_usage(&self) -> bool {

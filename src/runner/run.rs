@@ -269,7 +269,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                 } else {
                     RunOutcome::ModelError
                 };
-                report.error = Some(error.to_string());
+                report.error = Some(error.recorded());
                 report.failed_attempt = Some(FailedAttempt { number, model_ms });
                 finish(&mut report, started, &write_json)?;
                 return Err(RunError::Model {
