@@ -236,3 +236,54 @@ async fn issue_12_a_failed_attempt_keeps_only_300_characters_of_the_server_error
     );
     assert!(!stderr.contains("\\\\n"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_minus_zero_becomes_minus_zero_point_zero_in_the_json_envelope() {
+    let valid = reply("release-manager/replies/valid.txt");
+    let written = valid.replace(
+        "\"validation_duration_minutes\": 120",
+        "\"validation_duration_minutes\": -0",
+    );
+    assert_ne!(written, valid);
+    let server = answering(&written).await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let mut list = args(&[
+        "run",
+        "release-manager",
+        "--inputs",
+        "fixtures/release-manager/parcelpoint/inputs",
+        "--out",
+        "run",
+        "--json",
+    ]);
+    list.extend(model_flags(&server));
+    let output = agent_in(dir.path(), list, None).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("\"validation_duration_minutes\": -0,")
+            || stdout.contains("\"validation_duration_minutes\": -0\n"),
+        "the deliverable's numbers as written: {stdout}"
+    );
+    assert!(
+        !stdout.contains("-0.0\n") && !stdout.contains("-0.0,"),
+        "{stdout}"
+    );
+    let envelope: Value = serde_json::from_str(&stdout).expect("one JSON envelope");
+    assert_eq!(envelope["outcome"], "valid");
+    assert_eq!(
+        envelope["deliverable"]["version"], "2.4.0",
+        "still the parsed object"
+    );
+    // Every other field is where it was.
+    let keys: Vec<&str> = envelope
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        keys.contains(&"run_folder") && keys.contains(&"usage"),
+        "{keys:?}"
+    );
+}

@@ -205,10 +205,17 @@ pub(crate) async fn run(
     }
     let output_step = &report.steps[plan.output];
     if args.json {
+        let completed = output_step.status.completed();
+        let raw = super::output::as_written(
+            result
+                .output
+                .as_deref()
+                .filter(|_| completed && result.output_json.is_some()),
+        );
         let output = result
             .output_json
             .or_else(|| result.output.map(Value::String))
-            .filter(|_| output_step.status.completed());
+            .filter(|_| completed);
         let envelope = json!({
             "outcome": report.outcome(),
             "pipeline": report.pipeline,
@@ -219,7 +226,7 @@ pub(crate) async fn run(
             "run_folder": folder_path,
         });
         super::output::print_line(
-            &serde_json::to_string_pretty(&envelope).unwrap_or_default(),
+            &super::output::envelope_text(&envelope, "output", raw.as_deref()),
             Some(&folder_path),
         )?;
     } else if let Some(output) = result.output.filter(|_| output_step.status.completed()) {

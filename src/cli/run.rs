@@ -153,8 +153,14 @@ fn print_stdout(report: &RunReport, as_json: bool) -> Result<(), Error> {
             "error": report.error,
             "run_folder": report.folder,
         });
+        let raw = output::as_written(
+            report
+                .deliverable
+                .as_deref()
+                .filter(|_| report.deliverable_json.is_some()),
+        );
         output::print_line(
-            &serde_json::to_string_pretty(&envelope).unwrap_or_default(),
+            &output::envelope_text(&envelope, "deliverable", raw.as_deref()),
             folder,
         )
     } else if let Some(deliverable) = &report.deliverable {
