@@ -287,3 +287,158 @@ async fn issue_12_minus_zero_becomes_minus_zero_point_zero_in_the_json_envelope(
         "{keys:?}"
     );
 }
+
+/// A server with a context window of `window` tokens (four bytes a token), strict as vLLM
+/// is: a request whose prompt and `max_tokens` together exceed it is refused with llama.cpp's
+/// 400. Every other request gets `reply`.
+struct SmallWindow {
+    window: u64,
+    reply: String,
+}
+
+impl SmallWindow {
+    fn prompt_tokens(body: &Value) -> u64 {
+        let bytes: usize = body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["content"].as_str().unwrap_or_default().len())
+            .sum();
+        (bytes as u64).div_ceil(4)
+    }
+
+    fn fits(&self, body: &Value) -> bool {
+        Self::prompt_tokens(body) + body["max_tokens"].as_u64().unwrap_or(0) <= self.window
+    }
+}
+
+impl Respond for SmallWindow {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).expect("json");
+        let prompt = Self::prompt_tokens(&body);
+        if !self.fits(&body) {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "code": 400,
+                "message": "the request exceeds the available context size, try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": prompt,
+                "n_ctx": self.window,
+            }}));
+        }
+        let completion = (self.reply.len() as u64).div_ceil(4);
+        ResponseTemplate::new(200).set_body_json(json!({
+            "choices": [{"message": {"content": self.reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        }))
+    }
+}
+
+async fn small_window(window: u64, reply: String) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(SmallWindow { window, reply })
+        .mount(&server)
+        .await;
+    server
+}
+
+/// `agent run release-manager` on the Parcelpoint inputs against `server`, into `run/`.
+async fn run_release_manager(dir: &Path, server: &MockServer, extra: &[&str]) -> Output {
+    let mut list = args(&[
+        "run",
+        "release-manager",
+        "--inputs",
+        "fixtures/release-manager/parcelpoint/inputs",
+        "--out",
+        "run",
+        "--json",
+    ]);
+    list.extend(args(extra));
+    list.extend(model_flags(server));
+    agent_in(dir, list, None).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_re_asks_overflow_a_real_context_window_and_end_model_error() {
+    // About 4,900 tokens of JSON with one enum off: each re-ask re-sent it whole, so the
+    // third attempt (two replies and the prompt, plus 8,000 tokens of max_tokens) overflowed
+    // a 16,384-token window.
+    let invalid = reply("release-manager/replies/enum-off-by-case.txt");
+    let server = small_window(16_384, invalid).await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let output = run_release_manager(dir.path(), &server, &[]).await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "the contract failure stands: {}",
+        text(&output)
+    );
+    let envelope: Value = serde_json::from_slice(&output.stdout).expect("envelope");
+    assert_eq!(envelope["outcome"], "violated");
+    assert_eq!(envelope["attempts"], 3, "{envelope}");
+    assert_eq!(
+        envelope["violations"][0]["rule"], "schema.enum",
+        "{envelope}"
+    );
+    let run = json_file(&dir.path().join("run/run.json"));
+    assert_eq!(
+        run["parameters"]["context_window"], 16_384,
+        "learned: {run}"
+    );
+    // The refused attempt was planned again to fit: the last reply alone, a lower limit.
+    let third = &run["attempts"][2];
+    assert!(
+        third["fitted"]
+            .as_str()
+            .is_some_and(|f| f.contains("only the last reply")),
+        "{third}"
+    );
+    let sent = json_file(&dir.path().join("run/attempt-3/request.json"));
+    assert_eq!(sent["messages"].as_array().map(Vec::len), Some(3), "{sent}");
+    let requests = requests(&server).await;
+    assert_eq!(requests.len(), 4, "three attempts and the one refusal");
+    let window = SmallWindow {
+        window: 16_384,
+        reply: String::new(),
+    };
+    assert!(!window.fits(&requests[2]) && window.fits(&requests[3]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_context_window_given_up_front_is_never_overflowed() {
+    let invalid = reply("release-manager/replies/enum-off-by-case.txt");
+    let server = small_window(16_384, invalid).await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let output = run_release_manager(dir.path(), &server, &["--context-window", "16384"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let requests = requests(&server).await;
+    assert_eq!(requests.len(), 3, "no request refused");
+    let window = SmallWindow {
+        window: 16_384,
+        reply: String::new(),
+    };
+    assert!(requests.iter().all(|r| window.fits(r)));
+    // max_tokens came down to fit the second attempt rather than the reply being cut.
+    assert!(requests[1]["max_tokens"].as_u64().is_some_and(|m| m < 8000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_re_ask_that_cannot_fit_ends_violated_not_model_error() {
+    // A reply as long as the limit allows, on a window with room for the prompt and one such
+    // reply only: no re-ask can fit with room for a corrected one.
+    let invalid = reply("release-manager/replies/enum-off-by-case.txt");
+    let padded = format!("{invalid}{}", " ".repeat(30_400 - invalid.len()));
+    let server = small_window(11_300, padded).await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let output = run_release_manager(dir.path(), &server, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let envelope: Value = serde_json::from_slice(&output.stdout).expect("envelope");
+    assert_eq!(envelope["outcome"], "violated");
+    assert_eq!(
+        envelope["violations"][0]["rule"], "schema.enum",
+        "{envelope}"
+    );
+    let reason = envelope["stop_reason"].as_str().expect("a stop reason");
+    assert!(reason.contains("context window"), "{reason}");
+    assert!(envelope["error"].is_null(), "{envelope}");
+}

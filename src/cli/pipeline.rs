@@ -139,7 +139,10 @@ pub(crate) async fn run(
         endpoint.get_or_insert_with(|| settings.endpoint());
         parameters.insert(
             agent.prompt.name.clone(),
-            StepParameters::from_settings(&settings)?,
+            StepParameters {
+                context_window: args.model.context_window,
+                ..StepParameters::from_settings(&settings)?
+            },
         );
     }
     let client: Box<dyn ModelClient> = match (replayer, &args.recording.record, endpoint) {

@@ -90,7 +90,10 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
-            options: args.run.options(),
+            options: crate::runner::RunOptions {
+                context_window: args.model.context_window,
+                ..args.run.options()
+            },
             folder: Some(folder),
             cancel,
         },

@@ -152,6 +152,8 @@ pub struct SamplingFlags {
     pub seed: Option<i64>,
     /// `--top-p`.
     pub top_p: Option<f32>,
+    /// `--context-window`, which every mode fits attempts into.
+    pub context_window: Option<u64>,
 }
 
 /// What the engine needs besides the cases.
@@ -588,6 +590,7 @@ fn parameters_for(
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
+            context_window: flags.context_window,
         },
         _ => StepParameters {
             model: model.to_owned(),
@@ -595,6 +598,7 @@ fn parameters_for(
             max_tokens: flags.max_tokens.or(agent.prompt.defaults.max_tokens),
             seed: flags.seed.or(agent.prompt.defaults.seed),
             top_p: flags.top_p.or(agent.prompt.defaults.top_p),
+            context_window: flags.context_window,
         },
     }
 }
@@ -645,6 +649,7 @@ async fn produce_agent(
             top_p: parameters.top_p,
             options: RunOptions {
                 attempts: case.attempts,
+                context_window: parameters.context_window,
                 ..RunOptions::default()
             },
             folder: artifacts_folder(options, case, repeat),

@@ -184,7 +184,25 @@ pub(crate) fn server_message(body: &str) -> String {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         });
-    let message = from_json.unwrap_or_else(|| body.trim().to_owned());
+    let mut message = from_json.unwrap_or_else(|| body.trim().to_owned());
+    // llama.cpp gives the window beside its message, OpenAI the reason's code: both are what
+    // a re-ask needs to fit, so they stay with the message.
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(body) {
+        let error = value.get("error").unwrap_or(&value);
+        let field = |name: &str| error.get(name).and_then(serde_json::Value::as_u64);
+        if let Some(window) = field("n_ctx") {
+            message.push_str(&format!(" (n_ctx {window}"));
+            if let Some(prompt) = field("n_prompt_tokens") {
+                message.push_str(&format!(", n_prompt_tokens {prompt}"));
+            }
+            message.push(')');
+        }
+        if error.get("code").and_then(serde_json::Value::as_str) == Some("context_length_exceeded")
+            && !message.contains("context_length_exceeded")
+        {
+            message.push_str(" (context_length_exceeded)");
+        }
+    }
     if message.is_empty() {
         "(empty body)".to_owned()
     } else {
@@ -192,7 +210,59 @@ pub(crate) fn server_message(body: &str) -> String {
     }
 }
 
+/// A server's refusal of a request longer than its context window, and the window when the
+/// server says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextOverflow {
+    /// The window in tokens: llama.cpp's `n_ctx`, vLLM's and OpenAI's "maximum context length
+    /// is N tokens", llama-cpp-python's "context window of N".
+    pub window: Option<u64>,
+}
+
 impl ModelError {
+    /// Whether the server refused the request as too long for its context window (llama.cpp
+    /// "exceeds the available context size", vLLM and OpenAI "maximum context length",
+    /// `context_length_exceeded`, llama-cpp-python "exceed context window").
+    pub fn context_overflow(&self) -> Option<ContextOverflow> {
+        let ModelError::Status {
+            status, message, ..
+        } = self
+        else {
+            return None;
+        };
+        if *status < 400 {
+            return None;
+        }
+        let lower = message.to_ascii_lowercase();
+        let overflow = [
+            "exceeds the available context size",
+            "maximum context length",
+            "context_length_exceeded",
+            "exceed context window",
+            "context window exceeded",
+            "exceeds the context window",
+        ]
+        .iter()
+        .any(|phrase| lower.contains(phrase));
+        if !overflow {
+            return None;
+        }
+        let number_after = |phrase: &str| {
+            let at = lower.find(phrase)? + phrase.len();
+            let digits: String = lower[at..]
+                .trim_start_matches([' ', '=', ':', '('])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<u64>().ok().filter(|n| *n > 0)
+        };
+        let window = number_after("n_ctx")
+            .or_else(|| number_after("maximum context length is"))
+            .or_else(|| number_after("context window of"))
+            .or_else(|| number_after("context size of"));
+        Some(ContextOverflow { window })
+    }
+
     /// The error as a run records it (`run.json`, the `--json` envelope): a server's message
     /// as it wrote it, which the JSON escapes once, where the terminal shows it escaped.
     pub fn recorded(&self) -> String {
