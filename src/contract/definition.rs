@@ -296,13 +296,27 @@ fn leaks(reply: &str, extracted: &Extracted, tags: &[String]) -> Vec<Violation> 
             }
         }
     }
-    found
+    // One violation a line: a block left whole in a JSON string is its two tags on one line.
+    let mut by_line: Vec<(usize, Vec<&String>)> = Vec::new();
+    for (offset, form) in found {
+        let line = extracted.reply_line(reply, offset);
+        match by_line.last_mut() {
+            Some((last, forms)) if *last == line => forms.push(form),
+            _ => by_line.push((line, vec![form])),
+        }
+    }
+    by_line
         .into_iter()
-        .map(|(offset, form)| {
+        .map(|(line, forms)| {
+            let tags: Vec<String> = forms.iter().map(|form| format!("`{form}`")).collect();
+            let (noun, list) = match tags.as_slice() {
+                [one] => ("tag", one.clone()),
+                many => ("tags", many.join(" and ")),
+            };
             Violation::hard(
                 "reasoning.leak",
-                Location::line(extracted.reply_line(reply, offset), None),
-                format!("the deliverable carries the reasoning tag `{form}`; private reasoning must not be passed on"),
+                Location::line(line, None),
+                format!("the deliverable carries the reasoning {noun} {list}; private reasoning must not be passed on"),
             )
         })
         .collect()
