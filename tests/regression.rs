@@ -442,3 +442,41 @@ async fn issue_12_a_re_ask_that_cannot_fit_ends_violated_not_model_error() {
     assert!(reason.contains("context window"), "{reason}");
     assert!(envelope["error"].is_null(), "{envelope}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_one_of_re_ask_lists_only_the_refusal_branch_fields() {
+    // `{}` is no nearer the refusal than the release record: a re-ask naming only the
+    // refusal's four fields nudged the model to decline.
+    let server = answering("{}").await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let output = run_release_manager(dir.path(), &server, &["--attempts", "2"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let sent = requests(&server).await;
+    let reask = sent[1]["messages"][2]["content"]
+        .as_str()
+        .expect("a re-ask");
+    for expected in [
+        "release_record",
+        "`release_id`",
+        "insufficient_context",
+        "`error`",
+    ] {
+        assert!(reask.contains(expected), "{expected} in {reask}");
+    }
+    // The release record comes first, as the schema lists it, with its count.
+    assert!(reask.contains("(18 in all)"), "{reask}");
+    // A reply that names a field of one branch is judged against that branch alone.
+    let dir = project(&["release-manager/parcelpoint"]);
+    let check = agent_in(
+        dir.path(),
+        args(&["check", "release-manager", "-"]),
+        Some("{\"version\": \"2.4.0\"}".into()),
+    )
+    .await;
+    let report = text(&check);
+    assert!(
+        report.contains("missing required property `release_id`"),
+        "{report}"
+    );
+    assert!(!report.contains("`next_best_step`"), "{report}");
+}
