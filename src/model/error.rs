@@ -321,3 +321,62 @@ fn secs(duration: Duration) -> String {
         format!("{secs:.1} s")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(status: u16, body: &str) -> ModelError {
+        ModelError::Status {
+            status,
+            message: server_message(body),
+            retries: 0,
+            hint: None,
+        }
+    }
+
+    #[test]
+    fn each_server_s_context_overflow_is_recognised_with_its_window() {
+        let cases = [
+            // llama.cpp's llama-server: the window beside the message.
+            (
+                400,
+                r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error","n_prompt_tokens":17000,"n_ctx":16384}}"#,
+                Some(16_384),
+            ),
+            // An older llama-server: no number.
+            (
+                500,
+                r#"{"error":{"code":500,"message":"the request exceeds the available context size. try increasing the context size or enable context shift","type":"server_error"}}"#,
+                None,
+            ),
+            // vLLM.
+            (
+                400,
+                r#"{"object":"error","message":"This model's maximum context length is 16384 tokens. However, you requested 17200 tokens (9200 in the messages, 8000 in the completion). Please reduce the length of the messages or completion.","type":"BadRequestError","param":null,"code":400}"#,
+                Some(16_384),
+            ),
+            // OpenAI.
+            (
+                400,
+                r#"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+                Some(128_000),
+            ),
+            // llama-cpp-python.
+            (
+                400,
+                r#"{"error":{"message":"Requested tokens (17000) exceed context window of 16384","type":"invalid_request_error"}}"#,
+                Some(16_384),
+            ),
+        ];
+        for (status, body, window) in cases {
+            assert_eq!(
+                refused(status, body).context_overflow(),
+                Some(ContextOverflow { window }),
+                "{body}"
+            );
+        }
+        let other = refused(400, r#"{"error":{"message":"invalid response_format"}}"#);
+        assert_eq!(other.context_overflow(), None);
+    }
+}
