@@ -13,7 +13,7 @@ pub enum ModelError {
     Status {
         /// HTTP status code.
         status: u16,
-        /// The server's message as it wrote it, redacted and cut at [`SERVER_MESSAGE_MAX`]
+        /// The server's message as it wrote it, redacted and cut at 4,096
         /// characters; escaped only where it is shown.
         message: String,
         /// Retries made before giving up.
