@@ -480,3 +480,49 @@ async fn issue_12_a_one_of_re_ask_lists_only_the_refusal_branch_fields() {
     );
     assert!(!report.contains("`next_best_step`"), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_run_that_learned_its_context_window_replays_offline() {
+    let invalid = reply("release-manager/replies/enum-off-by-case.txt");
+    let server = small_window(16_384, invalid).await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let recorded = run_release_manager(dir.path(), &server, &["--record", "small.json"]).await;
+    assert_eq!(recorded.status.code(), Some(1), "{}", text(&recorded));
+    // The refusal is recorded with the replies: the replay meets it and plans as the live
+    // run did, with no server.
+    let recording = json_file(&dir.path().join("small.json"));
+    let statuses: Vec<&Value> = recording["exchanges"]
+        .as_array()
+        .expect("exchanges")
+        .iter()
+        .map(|e| &e["status"])
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        1,
+        "{statuses:?}"
+    );
+    let mut list = args(&[
+        "run",
+        "release-manager",
+        "--inputs",
+        "fixtures/release-manager/parcelpoint/inputs",
+        "--out",
+        "replayed",
+        "--json",
+        "--replay",
+        "small.json",
+    ]);
+    list.extend(args(&["--base-url", "http://127.0.0.1:9/v1"]));
+    let replayed = agent_in(dir.path(), list, None).await;
+    assert_eq!(replayed.status.code(), Some(1), "{}", text(&replayed));
+    let live: Value = serde_json::from_slice(&recorded.stdout).expect("envelope");
+    let offline: Value = serde_json::from_slice(&replayed.stdout).expect("envelope");
+    assert_eq!(offline["attempts"], live["attempts"]);
+    assert_eq!(offline["violations"], live["violations"]);
+    assert_eq!(
+        requests(&server).await.len(),
+        4,
+        "nothing more reached the server"
+    );
+}

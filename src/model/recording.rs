@@ -40,6 +40,11 @@ pub struct Exchange {
     pub request: ChatRequest,
     /// The response body.
     pub response: Value,
+    /// The error status the server answered with, for a request it refused as too long for
+    /// its context window: the run plans its next request from that refusal, so a replay
+    /// must meet it too. The response then holds the server's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// The key of a request.
@@ -234,9 +239,19 @@ impl ModelClient for Replayer {
             let found = self
                 .index
                 .get(&key_of(request))
-                .map(|&at| &self.recording.exchanges[at].response);
+                .map(|&at| &self.recording.exchanges[at]);
             match found {
-                Some(response) => Completion::from_response(response.clone()),
+                Some(Exchange {
+                    status: Some(status),
+                    response,
+                    ..
+                }) => Err(ModelError::Status {
+                    status: *status,
+                    message: super::error::server_message(&response.to_string()),
+                    retries: 0,
+                    hint: None,
+                }),
+                Some(exchange) => Completion::from_response(exchange.response.clone()),
                 None => Err(ModelError::StaleRecording {
                     path: self.path.display().to_string(),
                     difference: self.recording.difference(request),
@@ -342,7 +357,12 @@ impl<C: ModelClient> Recorder<C> {
         })
     }
 
-    fn save(&self, request: &ChatRequest, response: &Value) -> Result<(), ModelError> {
+    fn save(
+        &self,
+        request: &ChatRequest,
+        response: &Value,
+        status: Option<u16>,
+    ) -> Result<(), ModelError> {
         let mut recording = self.recording.lock().unwrap_or_else(|e| e.into_inner());
         let key = key_of(request);
         recording.exchanges.retain(|e| e.key != key);
@@ -350,6 +370,7 @@ impl<C: ModelClient> Recorder<C> {
             key,
             request: request.clone(),
             response: response.clone(),
+            status,
         });
         let text = serde_json::to_string_pretty(&*recording).unwrap_or_default() + "\n";
         // Exchanges are found by the hash of the request as sent; the file is scrubbed of
@@ -366,8 +387,26 @@ impl<C: ModelClient> Recorder<C> {
 impl<C: ModelClient> ModelClient for Recorder<C> {
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
         Box::pin(async move {
-            let completion = self.inner.complete(request).await?;
-            self.save(request, &completion.raw)?;
+            let completion = match self.inner.complete(request).await {
+                Ok(completion) => completion,
+                Err(error) => {
+                    if let (
+                        Some(_),
+                        ModelError::Status {
+                            status, message, ..
+                        },
+                    ) = (error.context_overflow(), &error)
+                    {
+                        self.save(
+                            request,
+                            &serde_json::json!({"error": {"message": message}}),
+                            Some(*status),
+                        )?;
+                    }
+                    return Err(error);
+                }
+            };
+            self.save(request, &completion.raw, None)?;
             Ok(completion)
         })
     }
