@@ -225,8 +225,10 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         reasoning: String::new(),
     };
 
-    let prompt = rendered.messages.clone();
     let mut messages = rendered.messages;
+    // The prompt's messages open the conversation; a planned request starts from them. (The
+    // conversation is whole whenever a plan is made: it is lent only to unplanned requests.)
+    let prompt_len = messages.len();
     // What the budget counts: the server's usage, or an estimate where it reports none.
     let mut spent: u64 = 0;
     let mut last_attempt_tokens = 0;
@@ -257,7 +259,13 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         let mut refused_as_too_long = false;
         let (request, model_ms, completion, fitted, lent) = loop {
             let planned = match window {
-                Some(window) => match plan(&prompt, &turns, run.max_tokens, window, tokenizer) {
+                Some(window) => match plan(
+                    &messages[..prompt_len],
+                    &turns,
+                    run.max_tokens,
+                    window,
+                    tokenizer,
+                ) {
                     Ok(planned) => Some(planned),
                     // The prompt alone is the server's to judge: the estimate may be off.
                     Err(_) if number == 1 => None,
