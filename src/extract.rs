@@ -17,6 +17,10 @@
 //!    break that follows a block goes with it.
 //! 6. Reasoning a server returns in its own field (`reasoning_content`, `reasoning`) comes
 //!    first.
+//! 7. For a JSON deliverable ([`Syntax::Json`]), a tag inside a JSON string of the
+//!    deliverable is content, as in a code fence: `{"note": "strip </think> first"}` is one
+//!    object, not reasoning up to the tag. Strings are told apart once an object or array
+//!    has opened, so a block before or after the JSON is still taken out.
 
 use serde::Serialize;
 
@@ -110,8 +114,28 @@ impl Extracted {
     }
 }
 
+/// What kind of text the deliverable is, which decides where a tag is content.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Syntax {
+    /// Markdown or plain text: tags in code fences and code spans are content.
+    #[default]
+    Text,
+    /// JSON: tags inside JSON strings are content too.
+    Json,
+}
+
 /// Split `reply`, taking out blocks of `tags`; `server_reasoning` is a server's own field.
 pub fn extract(reply: &str, server_reasoning: Option<&str>, tags: &[String]) -> Extracted {
+    extract_with(reply, server_reasoning, tags, Syntax::Text)
+}
+
+/// [`extract`] for a deliverable of `syntax`.
+pub fn extract_with(
+    reply: &str,
+    server_reasoning: Option<&str>,
+    tags: &[String],
+    syntax: Syntax,
+) -> Extracted {
     let tags: Vec<String> = tags.iter().map(|tag| tag.to_ascii_lowercase()).collect();
     // No reasoning tag anywhere: the whole reply is the deliverable (most JSON replies).
     if next_tag(reply, &tags).is_none() {
@@ -145,6 +169,8 @@ pub fn extract(reply: &str, server_reasoning: Option<&str>, tags: &[String]) -> 
         block: None,
         block_floor: 0,
         skip_newline: false,
+        json: (syntax == Syntax::Json).then(JsonState::default),
+        json_floor: JsonState::default(),
     };
     if let Some(text) = server_reasoning.filter(|text| !text.trim().is_empty()) {
         splitter.reasoning.push(ReasoningBlock {
@@ -179,6 +205,42 @@ struct Splitter<'a> {
     /// Where an unopened close would start its block: the reply start or the last block's end.
     block_floor: usize,
     skip_newline: bool,
+    /// For a JSON deliverable: where the deliverable kept so far leaves off.
+    json: Option<JsonState>,
+    /// The JSON state at `block_floor`, restored when an unopened close takes the text since.
+    json_floor: JsonState,
+}
+
+/// How far into JSON the deliverable's text stands: objects and arrays open, inside a string.
+#[derive(Debug, Clone, Copy, Default)]
+struct JsonState {
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonState {
+    fn advance(&mut self, text: &str) {
+        for byte in text.bytes() {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if byte == b'\\' {
+                    self.escaped = true;
+                } else if byte == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match byte {
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => self.depth = self.depth.saturating_sub(1),
+                // Quotes in prose around the JSON open no string.
+                b'"' if self.depth > 0 => self.in_string = true,
+                _ => {}
+            }
+        }
+    }
 }
 
 impl Splitter<'_> {
@@ -189,9 +251,11 @@ impl Splitter<'_> {
         for line in reply.split_inclusive('\n') {
             let start = offset;
             offset += line.len();
-            if self.block.is_none() {
+            // A JSON string that runs over lines (raw newlines) holds no fence.
+            let in_json_string = self.json.is_some_and(|json| json.in_string);
+            if self.block.is_none() && !in_json_string {
                 if let Some((marker, length)) = fence {
-                    self.keep(start, line);
+                    self.keep_fenced(start, line);
                     if closes_fence(line, marker, length) {
                         fence = None;
                     }
@@ -199,7 +263,7 @@ impl Splitter<'_> {
                 }
                 if let Some(opened) = opens_fence(line) {
                     fence = Some(opened);
-                    self.keep(start, line);
+                    self.keep_fenced(start, line);
                     continue;
                 }
             }
@@ -225,15 +289,28 @@ impl Splitter<'_> {
         let mut at = 0;
         while at < line.len() {
             let mut from = at;
+            // The JSON state at each candidate tag, advanced over the text before it.
+            let mut probe = self.json;
+            let mut probed_to = at;
             let found = loop {
                 let Some((found, tag_len, tag, closing)) = next_tag(&line[from..], self.tags)
                 else {
                     break None;
                 };
                 let tag_start = from + found;
-                if self.block.is_none() && code_spans.iter().any(|s| s.contains(&tag_start)) {
-                    from = tag_start + tag_len;
-                    continue;
+                if self.block.is_none() {
+                    let in_string = probe.as_mut().is_some_and(|json| {
+                        json.advance(&line[probed_to..tag_start]);
+                        probed_to = tag_start;
+                        json.in_string
+                    });
+                    // A JSON string holds no raw line break, so a tag alone on its line is
+                    // a tag, whatever an odd quote in reasoning before it made of the state.
+                    let alone = line.trim() == &line[tag_start..tag_start + tag_len];
+                    if (in_string && !alone) || code_spans.iter().any(|s| s.contains(&tag_start)) {
+                        from = tag_start + tag_len;
+                        continue;
+                    }
                 }
                 break Some((tag_start, tag_len, tag, closing));
             };
@@ -257,6 +334,9 @@ impl Splitter<'_> {
                     self.keep(start + at, &line[at..tag_start]);
                     let floor = self.block_floor;
                     let text = self.take_deliverable_since(floor, start + tag_start);
+                    if let Some(json) = &mut self.json {
+                        *json = self.json_floor;
+                    }
                     self.issues.push(ExtractIssue::UnopenedClose {
                         tag: tag.clone(),
                         line: crate::text::line_of(self.reply, start + tag_start),
@@ -308,10 +388,21 @@ impl Splitter<'_> {
     fn end_block(&mut self, end: usize) {
         self.block_floor = end;
         self.skip_newline = true;
+        if let Some(json) = self.json {
+            self.json_floor = json;
+        }
     }
 
     /// Add reply text at `reply_start` to the deliverable.
     fn keep(&mut self, reply_start: usize, text: &str) {
+        if let Some(json) = &mut self.json {
+            json.advance(text);
+        }
+        self.keep_fenced(reply_start, text);
+    }
+
+    /// Add a fenced line to the deliverable: content, whatever its braces and quotes.
+    fn keep_fenced(&mut self, reply_start: usize, text: &str) {
         if text.is_empty() {
             return;
         }
@@ -635,6 +726,41 @@ mod tests {
             .collect();
         assert_eq!(texts, [("server", "from the server"), ("think", "inline")]);
         assert_eq!(out.deliverable, "{}");
+    }
+
+    #[test]
+    fn issue_12_a_reasoning_tag_inside_a_json_string_is_content() {
+        let json = |reply: &str| extract_with(reply, None, &tags(), Syntax::Json);
+        // A lone close inside a string value ended a block "from the start": the whole
+        // object before it went to the reasoning.
+        let reply = "{\"summary\": \"the model writes </think> before answering\",\n \"steps\": [\"a\", \"b\"]}";
+        let out = json(reply);
+        assert!(out.reasoning.is_empty(), "{:?}", out.reasoning);
+        assert!(out.issues.is_empty(), "{:?}", out.issues);
+        assert_eq!(out.deliverable, reply);
+        // An opening tag in a string, escaped quotes before it, on a later line.
+        let reply = "{\n  \"a\": \"say \\\"hi\\\" <think> then\",\n  \"b\": \"</think>\"\n}";
+        let out = json(reply);
+        assert!(out.reasoning.is_empty(), "{:?}", out.reasoning);
+        assert_eq!(out.deliverable, reply);
+        // Blocks around the JSON, and before it with quotes in them, are still reasoning.
+        let out =
+            json("<think>I \"think\" {so</think>\n{\"a\": \"<think>\"}\n<think>after</think>");
+        let texts: Vec<_> = out.reasoning.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(texts, ["I \"think\" {so", "after"]);
+        assert_eq!(out.deliverable, "{\"a\": \"<think>\"}");
+        // A template that opens `<think>` for the model: only the close, then the JSON.
+        let out = json("plan \"x\" [1\n</think>\n{\"a\": \"b</think>c\"}");
+        assert_eq!(out.reasoning.len(), 1);
+        assert_eq!(out.reasoning[0].text, "plan \"x\" [1\n");
+        assert_eq!(out.deliverable, "{\"a\": \"b</think>c\"}");
+        // Reasoning with an odd quote inside a brace still ends at a close on its own line.
+        let out = json("draft {\"status\": \"ok\n</think>\n{\"a\": 1}");
+        assert_eq!(out.reasoning.len(), 1);
+        assert_eq!(out.deliverable, "{\"a\": 1}");
+        // Text deliverables are split as before.
+        let out = split("{\"summary\": \"x </think> y\"}");
+        assert_eq!(out.reasoning.len(), 1);
     }
 
     #[test]

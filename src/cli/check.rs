@@ -7,13 +7,18 @@ use super::args::CheckArgs;
 use crate::contract::{Verdict, judge};
 use crate::error::Error;
 use crate::exit::Status;
-use crate::extract::{Extracted, extract};
+use crate::extract::{Extracted, extract_with};
 use crate::project::Project;
 
 pub(crate) fn run(project: &Project, args: &CheckArgs) -> Result<Status, Error> {
     let agent = project.load(&args.agent)?;
     let reply = read_reply(args)?;
-    let extracted = extract(&reply, None, &agent.prompt.reasoning_tags);
+    let extracted = extract_with(
+        &reply,
+        None,
+        &agent.prompt.reasoning_tags,
+        agent.contract.syntax(),
+    );
     let verdict = judge(
         &agent.contract,
         &reply,

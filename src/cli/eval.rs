@@ -257,6 +257,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         judge_model: args.judge_model.clone(),
         whole_recordings: selected.whole_recordings(&done),
         recordings_staged_in: folder.path().join("recordings"),
+        sampling: args.model.sampling(),
     };
     let fresh = run_eval(&context, cases, &options, &folder, &done).await?;
     progress.finish_and_clear();

@@ -84,7 +84,10 @@ pub(crate) async fn run(project: &Project, args: &McpArgs) -> Result<Status, Err
         &args.allow_roots,
         agents,
         client,
-        args.run.options(),
+        crate::runner::RunOptions {
+            context_window: args.model.context_window,
+            ..args.run.options()
+        },
         Limits {
             max_file_bytes: args.max_input_bytes,
             ..Limits::default()

@@ -33,6 +33,11 @@ pub struct ModelArgs {
     /// Nucleus sampling.
     #[arg(long, help_heading = "Model")]
     pub top_p: Option<f32>,
+    /// The model's context window in tokens: each attempt is fitted into it (a re-ask re-sends
+    /// less of the last reply, `max_tokens` is lowered). Unset, it is learned from a server
+    /// that refuses a request as too long.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
+    pub context_window: Option<u64>,
     /// Per-request timeout in seconds [default: 600].
     #[arg(long, value_name = "SECS", help_heading = "Model")]
     pub timeout: Option<f64>,
@@ -61,6 +66,17 @@ impl ModelArgs {
             max_retry_wait_secs: self.max_retry_wait,
             api_key_env: None,
             max_reply_bytes: self.max_reply_bytes,
+        }
+    }
+
+    /// The sampling flags alone, which an eval replay sends over the agent's defaults.
+    pub fn sampling(&self) -> crate::eval::SamplingFlags {
+        crate::eval::SamplingFlags {
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            top_p: self.top_p,
+            context_window: self.context_window,
         }
     }
 
@@ -121,6 +137,8 @@ impl RunOptionArgs {
             attempts: self.attempts,
             max_total_tokens: self.max_total_tokens,
             response_format: self.response_format,
+            // A model flag: the caller sets it from `ModelArgs`.
+            context_window: None,
         }
     }
 }

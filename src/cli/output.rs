@@ -30,6 +30,44 @@ pub(crate) fn print_line(text: &str, folder: Option<&Path>) -> Result<(), Error>
     }
 }
 
+/// An envelope as pretty JSON, with the value at `key` replaced by `raw`, written as the model
+/// wrote it: parsed into a [`serde_json::Value`], `-0` would print as `-0.0` and `1.10` as
+/// `1.1`, and a deliverable passes on as it was judged, not as a float reads it.
+pub(crate) fn envelope_text(
+    envelope: &serde_json::Value,
+    key: &str,
+    raw: Option<&serde_json::value::RawValue>,
+) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Field<'a> {
+        Value(&'a serde_json::Value),
+        Raw(&'a serde_json::value::RawValue),
+    }
+    let (serde_json::Value::Object(map), Some(raw)) = (envelope, raw) else {
+        return serde_json::to_string_pretty(envelope).unwrap_or_default();
+    };
+    // Sorted, as the envelope's own map is.
+    let fields: std::collections::BTreeMap<&str, Field<'_>> = map
+        .iter()
+        .map(|(name, value)| {
+            let field = if name == key {
+                Field::Raw(raw)
+            } else {
+                Field::Value(value)
+            };
+            (name.as_str(), field)
+        })
+        .collect();
+    serde_json::to_string_pretty(&fields).unwrap_or_default()
+}
+
+/// A JSON deliverable's text as raw JSON; none for text that is not JSON (a tagged answer,
+/// whose fields are an object built from its tags).
+pub(crate) fn as_written(text: Option<&str>) -> Option<Box<serde_json::value::RawValue>> {
+    text.and_then(|text| serde_json::value::RawValue::from_string(text.trim().to_owned()).ok())
+}
+
 fn failed(bytes: usize, error: &std::io::Error, folder: Option<&Path>) -> Error {
     let reason = match error.kind() {
         std::io::ErrorKind::BrokenPipe => "the reader closed the pipe".to_owned(),

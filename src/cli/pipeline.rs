@@ -139,7 +139,10 @@ pub(crate) async fn run(
         endpoint.get_or_insert_with(|| settings.endpoint());
         parameters.insert(
             agent.prompt.name.clone(),
-            StepParameters::from_settings(&settings)?,
+            StepParameters {
+                context_window: args.model.context_window,
+                ..StepParameters::from_settings(&settings)?
+            },
         );
     }
     let client: Box<dyn ModelClient> = match (replayer, &args.recording.record, endpoint) {
@@ -205,10 +208,17 @@ pub(crate) async fn run(
     }
     let output_step = &report.steps[plan.output];
     if args.json {
+        let completed = output_step.status.completed();
+        let raw = super::output::as_written(
+            result
+                .output
+                .as_deref()
+                .filter(|_| completed && result.output_json.is_some()),
+        );
         let output = result
             .output_json
             .or_else(|| result.output.map(Value::String))
-            .filter(|_| output_step.status.completed());
+            .filter(|_| completed);
         let envelope = json!({
             "outcome": report.outcome(),
             "pipeline": report.pipeline,
@@ -219,7 +229,7 @@ pub(crate) async fn run(
             "run_folder": folder_path,
         });
         super::output::print_line(
-            &serde_json::to_string_pretty(&envelope).unwrap_or_default(),
+            &super::output::envelope_text(&envelope, "output", raw.as_deref()),
             Some(&folder_path),
         )?;
     } else if let Some(output) = result.output.filter(|_| output_step.status.completed()) {

@@ -214,6 +214,8 @@ async fn record_case(
         judge_model: None,
         whole_recordings: selected.whole_recordings(&BTreeSet::new()),
         recordings_staged_in: folder.path().join("recordings"),
+        // The agent's own defaults, as a replay sends them.
+        sampling: crate::eval::SamplingFlags::default(),
     };
     let results = run_eval(&context, cases, &options, &folder, &BTreeSet::new()).await?;
     drop(folder);

@@ -90,7 +90,10 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
-            options: args.run.options(),
+            options: crate::runner::RunOptions {
+                context_window: args.model.context_window,
+                ..args.run.options()
+            },
             folder: Some(folder),
             cancel,
         },
@@ -153,8 +156,14 @@ fn print_stdout(report: &RunReport, as_json: bool) -> Result<(), Error> {
             "error": report.error,
             "run_folder": report.folder,
         });
+        let raw = output::as_written(
+            report
+                .deliverable
+                .as_deref()
+                .filter(|_| report.deliverable_json.is_some()),
+        );
         output::print_line(
-            &serde_json::to_string_pretty(&envelope).unwrap_or_default(),
+            &output::envelope_text(&envelope, "deliverable", raw.as_deref()),
             folder,
         )
     } else if let Some(deliverable) = &report.deliverable {

@@ -95,6 +95,15 @@ impl Contract {
         }
     }
 
+    /// What kind of text the deliverable is, for reasoning extraction: a tag inside a JSON
+    /// string is content.
+    pub fn syntax(&self) -> crate::extract::Syntax {
+        match &self.kind {
+            Kind::Json(_) => crate::extract::Syntax::Json,
+            Kind::Markdown(_) | Kind::Tagged(_) => crate::extract::Syntax::Text,
+        }
+    }
+
     /// The JSON Schema of the deliverable's parsed value ([`Verdict::json`]): a JSON
     /// contract's schema, or the object of a tagged contract's fields. None for markdown.
     /// What JSON pointers into a deliverable can be checked against.
@@ -287,13 +296,27 @@ fn leaks(reply: &str, extracted: &Extracted, tags: &[String]) -> Vec<Violation> 
             }
         }
     }
-    found
+    // One violation a line: a block left whole in a JSON string is its two tags on one line.
+    let mut by_line: Vec<(usize, Vec<&String>)> = Vec::new();
+    for (offset, form) in found {
+        let line = extracted.reply_line(reply, offset);
+        match by_line.last_mut() {
+            Some((last, forms)) if *last == line => forms.push(form),
+            _ => by_line.push((line, vec![form])),
+        }
+    }
+    by_line
         .into_iter()
-        .map(|(offset, form)| {
+        .map(|(line, forms)| {
+            let tags: Vec<String> = forms.iter().map(|form| format!("`{form}`")).collect();
+            let (noun, list) = match tags.as_slice() {
+                [one] => ("tag", one.clone()),
+                many => ("tags", many.join(" and ")),
+            };
             Violation::hard(
                 "reasoning.leak",
-                Location::line(extracted.reply_line(reply, offset), None),
-                format!("the deliverable carries the reasoning tag `{form}`; private reasoning must not be passed on"),
+                Location::line(line, None),
+                format!("the deliverable carries the reasoning {noun} {list}; private reasoning must not be passed on"),
             )
         })
         .collect()

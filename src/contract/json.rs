@@ -100,7 +100,7 @@ impl JsonContract {
     fn schema_findings(&self, value: &Value) -> Vec<Violation> {
         let mut findings = Vec::new();
         for error in self.validator.iter_errors(value) {
-            describe(&error, &mut findings);
+            describe(&error, &self.schema, &mut findings);
         }
         findings
     }
@@ -108,7 +108,9 @@ impl JsonContract {
 
 /// Turn one validation error into violations, descending into the `oneOf` branch the
 /// deliverable came closest to, so that the report speaks of the variant the model meant.
-fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
+/// When nothing in the deliverable points to one (`{}`), every branch is described alike: a
+/// re-ask that listed only the refusal's few fields would nudge the model to decline.
+fn describe(error: &ValidationError<'_>, root: &Value, findings: &mut Vec<Violation>) {
     let pointer = error.instance_path().as_str().to_owned();
     let instance = error.instance();
     let found = || text::quote(&instance.to_string(), 80);
@@ -136,12 +138,81 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
                     })
                     .sum::<usize>()
             };
-            if let Some(closest) = context
-                .iter()
-                .min_by_key(|branch| (shape_errors(branch), branch.len()))
-            {
+            let branches = branch_schemas(root, error.schema_path().as_str());
+            // How many of the deliverable's own properties each branch knows: the evidence of
+            // which one the model meant.
+            let evidence = |index: usize| {
+                let (Some(branches), Some(object)) = (&branches, instance.as_object()) else {
+                    return 0;
+                };
+                branches.get(index).map_or(0, |branch| {
+                    object.keys().filter(|key| knows(branch, key)).count()
+                })
+            };
+            let unclear = branches.is_some()
+                && instance.is_object()
+                && context.len() > 1
+                && (0..context.len()).all(|index| evidence(index) == 0);
+            if unclear {
+                let names: Vec<String> = (0..context.len())
+                    .map(|index| {
+                        branches
+                            .as_ref()
+                            .and_then(|b| b.get(index))
+                            .map_or_else(|| format!("shape {}", index + 1), |b| b.name.clone())
+                    })
+                    .collect();
+                for (index, branch) in context.iter().enumerate() {
+                    let missing: Vec<String> = branch
+                        .iter()
+                        .filter(|inner| inner.instance_path().as_str() == pointer)
+                        .filter_map(|inner| match inner.kind() {
+                            ValidationErrorKind::Required { property } => {
+                                property.as_str().map(|name| format!("`{name}`"))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    let what = if missing.is_empty() {
+                        "it breaks other rules of that shape".to_owned()
+                    } else {
+                        let shown = missing.len().min(6);
+                        let more = if missing.len() > shown {
+                            format!(", … ({} in all)", missing.len())
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "it lacks the required properties {}{more}",
+                            missing[..shown].join(", ")
+                        )
+                    };
+                    findings.push(Violation::hard(
+                        "schema.oneOf",
+                        Location::pointer(pointer.clone()),
+                        format!(
+                            "matches none of the {} allowed shapes ({}); as `{}` {what}",
+                            context.len(),
+                            names
+                                .iter()
+                                .map(|n| format!("`{n}`"))
+                                .collect::<Vec<_>>()
+                                .join(" or "),
+                            names[index]
+                        ),
+                    ));
+                }
+                return;
+            }
+            if let Some((_, closest)) = context.iter().enumerate().min_by_key(|(index, branch)| {
+                (
+                    std::cmp::Reverse(evidence(*index)),
+                    shape_errors(branch),
+                    branch.len(),
+                )
+            }) {
                 for inner in closest {
-                    describe(inner, findings);
+                    describe(inner, root, findings);
                 }
                 return;
             }
@@ -246,6 +317,82 @@ fn describe(error: &ValidationError<'_>, findings: &mut Vec<Violation>) {
         rule.to_owned()
     };
     findings.push(Violation::hard(rule, Location::pointer(pointer), message));
+}
+
+/// One branch of a `oneOf` or `anyOf`: its name (the `$ref`'s last part, or its `title`) and
+/// the properties it knows.
+struct Branch {
+    name: String,
+    properties: Vec<String>,
+}
+
+fn knows(branch: &Branch, key: &str) -> bool {
+    branch.properties.iter().any(|p| p == key)
+}
+
+/// The branches of the combinator at `schema_path`, following local `$ref`s; none when the
+/// path cannot be followed (a remote reference, a form not handled here).
+fn branch_schemas<'a>(root: &'a Value, schema_path: &str) -> Option<Vec<Branch>> {
+    let resolve = |node: &'a Value| resolve_ref(root, node);
+    let mut node = root;
+    for segment in schema_path.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment == "$ref" {
+            node = resolve(node)?.1;
+            continue;
+        }
+        node = match node {
+            Value::Object(map) => map.get(&segment)?,
+            Value::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    let branches = node.as_array()?;
+    branches
+        .iter()
+        .enumerate()
+        .map(|(index, branch)| {
+            let (name, schema) = resolve(branch)?;
+            let name = name
+                .or_else(|| {
+                    schema
+                        .get("title")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| format!("shape {}", index + 1));
+            let mut properties: Vec<String> = schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            properties.extend(
+                schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned),
+            );
+            Some(Branch { name, properties })
+        })
+        .collect()
+}
+
+/// `node` with its local `$ref`s followed, and the last reference's name.
+fn resolve_ref<'a>(root: &'a Value, mut node: &'a Value) -> Option<(Option<String>, &'a Value)> {
+    let mut name = None;
+    // A cycle of references ends here rather than looping.
+    for _ in 0..16 {
+        let Some(reference) = node.get("$ref").and_then(Value::as_str) else {
+            return Some((name, node));
+        };
+        let pointer = reference.strip_prefix('#')?;
+        name = pointer.rsplit('/').next().map(str::to_owned);
+        node = root.pointer(pointer)?;
+    }
+    None
 }
 
 /// Escape a property name for a JSON pointer.

@@ -152,11 +152,28 @@ pub(crate) fn find_json(deliverable: &str, prose: Strictness) -> Found {
             whole_error.column()
         )
     } else {
-        format!(
-            "not valid JSON: {whole_error} (line {}, column {})",
-            whole_error.line(),
-            whole_error.column()
-        )
+        // serde_json's message ends with its own "at line L column C": say it once.
+        let full = whole_error.to_string();
+        let what = full
+            .strip_suffix(&format!(
+                " at line {} column {}",
+                whole_error.line(),
+                whole_error.column()
+            ))
+            .unwrap_or(&full);
+        if what == "number out of range" {
+            format!(
+                "a number is out of range (line {}, column {}): it is valid JSON syntax, but larger than a 64-bit float can hold (about 1.8e308); write it smaller, or as a string",
+                whole_error.line(),
+                whole_error.column()
+            )
+        } else {
+            format!(
+                "not valid JSON: {what} (line {}, column {})",
+                whole_error.line(),
+                whole_error.column()
+            )
+        }
     };
     found
         .findings
@@ -238,6 +255,26 @@ mod tests {
             .iter()
             .map(|v| (v.rule.as_str(), v.severity))
             .collect()
+    }
+
+    #[test]
+    fn issue_12_the_position_of_a_parse_error_is_said_once() {
+        let found = find_json("xyz", Strictness::Soft);
+        assert_eq!(
+            found.findings[0].message,
+            "not valid JSON: expected value (line 1, column 1)"
+        );
+    }
+
+    #[test]
+    fn issue_12_a_number_out_of_float_range_is_not_called_invalid_json() {
+        let found = find_json("{\"replicas\": 1e400}", Strictness::Soft);
+        let message = &found.findings[0].message;
+        assert!(!message.contains("not valid JSON"), "{message}");
+        assert!(
+            message.starts_with("a number is out of range (line 1, column 18)"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -88,6 +88,14 @@ impl Location {
     pub fn line(line: usize, heading: Option<String>) -> Location {
         Location::Line { line, heading }
     }
+
+    /// The reply line, for a location on one.
+    pub fn line_number(&self) -> Option<usize> {
+        match self {
+            Location::Line { line, .. } => Some(*line),
+            Location::Document { .. } | Location::Pointer { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Location {

@@ -134,6 +134,26 @@ pub struct EvalOptions {
     /// its case's recording only when the eval finishes, so an interrupted one leaves the old
     /// recording whole, and a resume continues from what it had recorded.
     pub recordings_staged_in: PathBuf,
+    /// Sampling parameters given on the command line. A replay sends them over the agent's
+    /// defaults, as `--record` sent them, so a case recorded with `--max-tokens 64` replays
+    /// with `--max-tokens 64`.
+    pub sampling: SamplingFlags,
+}
+
+/// The sampling flags (`--temperature`, `--max-tokens`, `--seed`, `--top-p`); unset ones
+/// leave the agent's defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SamplingFlags {
+    /// `--temperature`.
+    pub temperature: Option<f32>,
+    /// `--max-tokens`.
+    pub max_tokens: Option<u32>,
+    /// `--seed`.
+    pub seed: Option<i64>,
+    /// `--top-p`.
+    pub top_p: Option<f32>,
+    /// `--context-window`, which every mode fits attempts into.
+    pub context_window: Option<u64>,
 }
 
 /// What the engine needs besides the cases.
@@ -346,8 +366,33 @@ struct Produced {
 enum Unproduced {
     /// Ctrl-C: not finished, so not recorded; `--resume` runs it again.
     Interrupted,
-    /// An error that stopped it (stale recording, bad inputs, model failure).
-    Failed { error: String, attempts: u32 },
+    /// An error that stopped it: `outcome` says whose (`input-error` for a stale recording or
+    /// bad inputs, as `agent run` and `agent pipeline run` say; `model-error` for the endpoint).
+    Failed {
+        error: String,
+        attempts: u32,
+        outcome: RunOutcome,
+    },
+}
+
+impl Unproduced {
+    /// The case's own inputs or recording stopped it, before or without the endpoint.
+    fn input(error: String) -> Unproduced {
+        Unproduced::Failed {
+            error,
+            attempts: 0,
+            outcome: RunOutcome::InputError,
+        }
+    }
+
+    /// The endpoint (or something else outside the case) stopped it.
+    fn model(error: String, attempts: u32) -> Unproduced {
+        Unproduced::Failed {
+            error,
+            attempts,
+            outcome: RunOutcome::ModelError,
+        }
+    }
 }
 
 /// Run one case once and judge it. `None` when the run was interrupted.
@@ -384,7 +429,12 @@ async fn run_case(
     let mut produced = match produced {
         Ok(produced) => produced,
         Err(Unproduced::Interrupted) => return None,
-        Err(Unproduced::Failed { error, attempts }) => {
+        Err(Unproduced::Failed {
+            error,
+            attempts,
+            outcome,
+        }) => {
+            result.outcome = outcome;
             result.attempts = attempts;
             result.error = Some(error);
             return Some(result);
@@ -492,10 +542,12 @@ fn client_for(
     options: &EvalOptions,
     settings: Option<&Settings>,
 ) -> Result<(Arc<dyn ModelClient>, String), Unproduced> {
-    let failed = |error: String| Unproduced::Failed { error, attempts: 0 };
+    let failed = |error: String| Unproduced::model(error, 0);
     match options.mode {
         Mode::Replay => {
-            let replayer = clients.replayer(&case.recording).map_err(failed)?;
+            let replayer = clients
+                .replayer(&case.recording)
+                .map_err(Unproduced::input)?;
             let model = replayer.recording().model().unwrap_or("unknown").to_owned();
             Ok((replayer, model))
         }
@@ -504,7 +556,7 @@ fn client_for(
                 .ok_or_else(|| failed(format!("no settings resolved for `{}`", case.agent)))?;
             let model = settings
                 .model()
-                .map_err(|e| failed(e.to_string()))?
+                .map_err(|e| Unproduced::input(e.to_string()))?
                 .to_owned();
             let client: Arc<dyn ModelClient> = if options.mode == Mode::Record {
                 clients
@@ -522,27 +574,31 @@ fn client_for(
 }
 
 /// The model and parameters for `agent`: on replay the recording's model and the agent's own
-/// defaults (as the recording was made), the resolved settings when live.
+/// defaults under the sampling flags (as the recording was made), the resolved settings when
+/// live.
 fn parameters_for(
     agent: &Agent,
-    mode: Mode,
+    options: &EvalOptions,
     settings: Option<&Settings>,
     model: &str,
 ) -> StepParameters {
-    match (mode, settings) {
+    let flags = &options.sampling;
+    match (options.mode, settings) {
         (Mode::Live | Mode::Record, Some(settings)) => StepParameters {
             model: settings.model().unwrap_or(model).to_owned(),
             temperature: settings.temperature.as_ref().map(|t| t.value),
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
+            context_window: flags.context_window,
         },
         _ => StepParameters {
             model: model.to_owned(),
-            temperature: agent.prompt.defaults.temperature,
-            max_tokens: agent.prompt.defaults.max_tokens,
-            seed: agent.prompt.defaults.seed,
-            top_p: agent.prompt.defaults.top_p,
+            temperature: flags.temperature.or(agent.prompt.defaults.temperature),
+            max_tokens: flags.max_tokens.or(agent.prompt.defaults.max_tokens),
+            seed: flags.seed.or(agent.prompt.defaults.seed),
+            top_p: flags.top_p.or(agent.prompt.defaults.top_p),
+            context_window: flags.context_window,
         },
     }
 }
@@ -577,13 +633,10 @@ async fn produce_agent(
         &case.sources,
         &Limits::default(),
     )
-    .map_err(|error| Unproduced::Failed {
-        error: error.to_string(),
-        attempts: 0,
-    })?;
+    .map_err(|error| Unproduced::input(error.to_string()))?;
     let settings = context.settings.get(&case.agent);
     let (client, model) = client_for(context, clients, case, options, settings)?;
-    let parameters = parameters_for(agent, options.mode, settings, &model);
+    let parameters = parameters_for(agent, options, settings, &model);
     let outcome = run(
         client.as_ref(),
         Run {
@@ -596,6 +649,7 @@ async fn produce_agent(
             top_p: parameters.top_p,
             options: RunOptions {
                 attempts: case.attempts,
+                context_window: parameters.context_window,
                 ..RunOptions::default()
             },
             folder: artifacts_folder(options, case, repeat),
@@ -606,17 +660,19 @@ async fn produce_agent(
     let mut report = match outcome {
         Ok(report) => report,
         Err(crate::runner::RunError::Model { error, report }) => {
+            // The run's own word for it: a stale recording is `input-error`, as `agent run`
+            // says.
             return Err(Unproduced::Failed {
                 error: error.to_string(),
                 attempts: report.attempts.len() as u32,
+                outcome: report.outcome,
             });
         }
-        Err(error) => {
-            return Err(Unproduced::Failed {
-                error: error.to_string(),
-                attempts: 0,
-            });
+        Err(error @ crate::runner::RunError::Artifacts { .. }) => {
+            return Err(Unproduced::model(error.to_string(), 0));
         }
+        // The options or the template do not fit the case's inputs.
+        Err(error) => return Err(Unproduced::input(error.to_string())),
     };
     if report.outcome == RunOutcome::Interrupted {
         return Err(Unproduced::Interrupted);
@@ -651,9 +707,9 @@ async fn produce_pipeline(
     repeat: u32,
     options: &EvalOptions,
 ) -> Result<Produced, Unproduced> {
-    let failed = |error: String| Unproduced::Failed { error, attempts: 0 };
+    let failed = |error: String| Unproduced::model(error, 0);
     let inputs = read_pipeline_inputs(plan, &case.sources, &Limits::default())
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| Unproduced::input(e.to_string()))?;
     let first_agent = plan
         .steps
         .first()
@@ -672,10 +728,7 @@ async fn produce_pipeline(
         .map(|step| {
             let name = step.agent.prompt.name.clone();
             let settings = context.settings.get(&name);
-            (
-                name,
-                parameters_for(&step.agent, options.mode, settings, &model),
-            )
+            (name, parameters_for(&step.agent, options, settings, &model))
         })
         .collect();
     let pipeline_options = PipelineOptions {
@@ -709,6 +762,11 @@ async fn produce_pipeline(
             return Err(Unproduced::Failed {
                 error: explanation.unwrap_or_default(),
                 attempts: report.steps.iter().map(|s| s.attempts).sum(),
+                outcome: if worst == StepStatus::InputError {
+                    RunOutcome::InputError
+                } else {
+                    RunOutcome::ModelError
+                },
             });
         }
     };

@@ -15,7 +15,7 @@ mod report;
 
 pub use assertion::{Assertion, Check};
 pub use case::{Case, Expect, ExpectedOutcome, Selected, discover, select};
-pub use engine::{EvalContext, EvalOptions, Mode, Shard, run_eval};
+pub use engine::{EvalContext, EvalOptions, Mode, SamplingFlags, Shard, run_eval};
 pub use error::EvalError;
 pub use folder::{EvalFolder, ModelSetup, Selection};
 pub use report::{CaseReport, EvalReport, ReportFormat, RunResult, Summary, merge};

@@ -486,7 +486,8 @@ fn examples_against(
         if !json_contract && !example.lines().any(|l| l.trim_start().starts_with('#')) {
             continue;
         }
-        let extracted = crate::extract::extract(example, None, &prompt.reasoning_tags);
+        let extracted =
+            crate::extract::extract_with(example, None, &prompt.reasoning_tags, contract.syntax());
         let verdict = crate::contract::judge(contract, example, &extracted, &prompt.reasoning_tags);
         if let Some(first) = verdict.violations.first() {
             findings.push(Finding {

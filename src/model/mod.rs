@@ -28,7 +28,7 @@ pub use base_url::{display_url, url_secrets};
 pub use body::DEFAULT_MAX_REPLY_BYTES;
 pub use client::{ModelClient, ModelFuture};
 pub use completion::{Completion, FinishReason, Usage};
-pub use error::ModelError;
+pub use error::{ContextOverflow, ModelError};
 pub use fake::FakeClient;
 pub use openai::{Endpoint, OpenAiClient};
 pub use pacer::Pacer;

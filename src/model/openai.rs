@@ -360,18 +360,5 @@ impl Failure {
 
 /// The server's error message: `error.message` of a JSON body, else the body's start.
 fn error_message(body: &str) -> String {
-    let from_json = serde_json::from_str::<Value>(body).ok().and_then(|value| {
-        value
-            .pointer("/error/message")
-            .or_else(|| value.get("message"))
-            .or_else(|| value.get("error"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
-    let message = from_json.unwrap_or_else(|| body.trim().to_owned());
-    if message.is_empty() {
-        "(empty body)".to_owned()
-    } else {
-        crate::text::quote(&message, 300)
-    }
+    super::error::server_message(body)
 }

@@ -40,6 +40,11 @@ pub struct Exchange {
     pub request: ChatRequest,
     /// The response body.
     pub response: Value,
+    /// The error status the server answered with, for a request it refused as too long for
+    /// its context window: the run plans its next request from that refusal, so a replay
+    /// must meet it too. The response then holds the server's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// The key of a request.
@@ -110,24 +115,16 @@ impl Recording {
         param("model", recorded.model.clone(), request.model.clone());
         param(
             "temperature",
-            format!("{:?}", recorded.temperature),
-            format!("{:?}", request.temperature),
+            shown(recorded.temperature),
+            shown(request.temperature),
         );
-        param(
-            "top_p",
-            format!("{:?}", recorded.top_p),
-            format!("{:?}", request.top_p),
-        );
+        param("top_p", shown(recorded.top_p), shown(request.top_p));
         param(
             "max_tokens",
-            format!("{:?}", recorded.max_tokens),
-            format!("{:?}", request.max_tokens),
+            shown(recorded.max_tokens),
+            shown(request.max_tokens),
         );
-        param(
-            "seed",
-            format!("{:?}", recorded.seed),
-            format!("{:?}", request.seed),
-        );
+        param("seed", shown(recorded.seed), shown(request.seed));
         param(
             "response_format",
             recorded
@@ -190,6 +187,12 @@ fn common_prefix(a: &ChatRequest, b: &ChatRequest) -> usize {
     total
 }
 
+/// A parameter as a person writes it: `64`, or `none` when it is not sent (never Rust's
+/// `Some(64)`).
+fn shown<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "none".to_owned(), |value| value.to_string())
+}
+
 /// Forty characters of `text` from near byte `at`, on one line.
 fn excerpt(text: &str, at: usize) -> String {
     let mut start = at.saturating_sub(10);
@@ -236,9 +239,19 @@ impl ModelClient for Replayer {
             let found = self
                 .index
                 .get(&key_of(request))
-                .map(|&at| &self.recording.exchanges[at].response);
+                .map(|&at| &self.recording.exchanges[at]);
             match found {
-                Some(response) => Completion::from_response(response.clone()),
+                Some(Exchange {
+                    status: Some(status),
+                    response,
+                    ..
+                }) => Err(ModelError::Status {
+                    status: *status,
+                    message: super::error::server_message(&response.to_string()),
+                    retries: 0,
+                    hint: None,
+                }),
+                Some(exchange) => Completion::from_response(exchange.response.clone()),
                 None => Err(ModelError::StaleRecording {
                     path: self.path.display().to_string(),
                     difference: self.recording.difference(request),
@@ -344,7 +357,12 @@ impl<C: ModelClient> Recorder<C> {
         })
     }
 
-    fn save(&self, request: &ChatRequest, response: &Value) -> Result<(), ModelError> {
+    fn save(
+        &self,
+        request: &ChatRequest,
+        response: &Value,
+        status: Option<u16>,
+    ) -> Result<(), ModelError> {
         let mut recording = self.recording.lock().unwrap_or_else(|e| e.into_inner());
         let key = key_of(request);
         recording.exchanges.retain(|e| e.key != key);
@@ -352,6 +370,7 @@ impl<C: ModelClient> Recorder<C> {
             key,
             request: request.clone(),
             response: response.clone(),
+            status,
         });
         let text = serde_json::to_string_pretty(&*recording).unwrap_or_default() + "\n";
         // Exchanges are found by the hash of the request as sent; the file is scrubbed of
@@ -368,8 +387,26 @@ impl<C: ModelClient> Recorder<C> {
 impl<C: ModelClient> ModelClient for Recorder<C> {
     fn complete<'a>(&'a self, request: &'a ChatRequest) -> ModelFuture<'a> {
         Box::pin(async move {
-            let completion = self.inner.complete(request).await?;
-            self.save(request, &completion.raw)?;
+            let completion = match self.inner.complete(request).await {
+                Ok(completion) => completion,
+                Err(error) => {
+                    if let (
+                        Some(_),
+                        ModelError::Status {
+                            status, message, ..
+                        },
+                    ) = (error.context_overflow(), &error)
+                    {
+                        self.save(
+                            request,
+                            &serde_json::json!({"error": {"message": message}}),
+                            Some(*status),
+                        )?;
+                    }
+                    return Err(error);
+                }
+            };
+            self.save(request, &completion.raw, None)?;
             Ok(completion)
         })
     }

@@ -82,6 +82,8 @@ pub struct StepParameters {
     pub seed: Option<i64>,
     /// Nucleus sampling.
     pub top_p: Option<f32>,
+    /// The context window attempts are fitted into (`--context-window`).
+    pub context_window: Option<u64>,
 }
 
 impl StepParameters {
@@ -95,6 +97,7 @@ impl StepParameters {
             max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
             seed: settings.seed.as_ref().map(|t| t.value),
             top_p: settings.top_p.as_ref().map(|t| t.value),
+            context_window: None,
         })
     }
 }
@@ -472,6 +475,7 @@ async fn run_step(
             top_p: parameters.top_p,
             options: RunOptions {
                 attempts: step.attempts.unwrap_or(options.attempts).max(1),
+                context_window: parameters.context_window,
                 ..RunOptions::default()
             },
             folder,

@@ -2,6 +2,7 @@
 //! extract, judge, re-ask with the violations until the contract holds or the attempts run
 //! out, and record every artifact on the way.
 
+mod budget;
 mod reask;
 mod report;
 mod run;

@@ -57,6 +57,10 @@ pub struct Parameters {
     pub attempts: u32,
     /// The token budget.
     pub max_total_tokens: Option<u64>,
+    /// The context window attempts were fitted into: `--context-window`, or what a server
+    /// that refused a request as too long taught.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u64>,
 }
 
 /// One input as recorded: its hash, size and source, never its text.
@@ -95,6 +99,12 @@ pub struct AttemptRecord {
     pub elapsed_ms: u64,
     /// Reasoning blocks found.
     pub reasoning_blocks: usize,
+    /// The reply limit sent, when it was lowered to fit the context window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// What was left out or lowered to fit the context window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fitted: Option<String>,
 }
 
 /// An attempt whose request never got a reply.

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use super::budget::{Tokenizer, Turn, plan};
 use super::reask::reask_message;
 use super::report::{AttemptRecord, FailedAttempt, InputRecord, Parameters, RunOutcome, RunReport};
 use crate::artifacts::{RunFolder, timestamp};
 use crate::contract::{Location, Outcome, Verdict, Violation, judge};
-use crate::extract::extract;
+use crate::extract::extract_with;
 use crate::inputs::Inputs;
 use crate::model::{
     ChatRequest, Completion, FinishReason, Message, ModelClient, ModelError, Usage,
@@ -51,6 +52,10 @@ pub struct RunOptions {
     pub max_total_tokens: Option<u64>,
     /// `response_format` for JSON agents.
     pub response_format: ResponseFormat,
+    /// The model's context window in tokens, when known (`--context-window`): each attempt
+    /// is fitted into it. Unknown, it is learned from a server that refuses a request as too
+    /// long.
+    pub context_window: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -59,6 +64,7 @@ impl Default for RunOptions {
             attempts: 3,
             max_total_tokens: None,
             response_format: ResponseFormat::None,
+            context_window: None,
         }
     }
 }
@@ -180,6 +186,7 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             response_format: run.options.response_format.name().to_owned(),
             attempts: run.options.attempts,
             max_total_tokens: run.options.max_total_tokens,
+            context_window: run.options.context_window,
         },
         // Hashes are for run.json; a run without a folder records none.
         inputs: run
@@ -219,10 +226,19 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
     };
 
     let mut messages = rendered.messages;
+    // The prompt's messages open the conversation; a planned request starts from them. (The
+    // conversation is whole whenever a plan is made: it is lent only to unplanned requests.)
+    let prompt_len = messages.len();
     // What the budget counts: the server's usage, or an estimate where it reports none.
     let mut spent: u64 = 0;
     let mut last_attempt_tokens = 0;
-    for number in 1..=run.options.attempts.max(1) {
+    // The context window, once known, and what fitting into it needs: the attempts that broke
+    // the contract, how the server counts tokens, the most it has handled in one exchange.
+    let mut window = run.options.context_window;
+    let mut turns: Vec<Turn> = Vec::new();
+    let mut tokenizer = Tokenizer::guess();
+    let mut handled: u64 = 0;
+    'attempts: for number in 1..=run.options.attempts.max(1) {
         if run.cancel.is_cancelled() {
             report.outcome = RunOutcome::Interrupted;
             break;
@@ -237,39 +253,115 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             break;
         }
         let attempt_started = Instant::now();
-        // The conversation is lent to the request and taken back after it: a prompt is tens
-        // of kilobytes, and an eval sends thousands.
-        let request = ChatRequest {
-            model: run.model.clone(),
-            messages: std::mem::take(&mut messages),
-            temperature: run.temperature,
-            top_p: run.top_p,
-            max_tokens: run.max_tokens,
-            seed: run.seed,
-            response_format: response_format.clone(),
-            stream: false,
-        };
         let dir = format!("attempt-{number}");
-        write_json(&format!("{dir}/request.json"), &request)?;
-        let model_started = Instant::now();
-        let completion = tokio::select! {
-            result = client.complete(&request) => result,
-            () = run.cancel.cancelled() => {
-                report.outcome = RunOutcome::Interrupted;
-                break;
+        // A request refused as too long for the context window is planned again, once, with
+        // the window the refusal taught.
+        let mut refused_as_too_long = false;
+        let (request, model_ms, completion, fitted, lent) = loop {
+            let planned = match window {
+                Some(window) => match plan(
+                    &messages[..prompt_len],
+                    &turns,
+                    run.max_tokens,
+                    window,
+                    tokenizer,
+                ) {
+                    Ok(planned) => Some(planned),
+                    // The prompt alone is the server's to judge: the estimate may be off.
+                    Err(_) if number == 1 => None,
+                    Err(unfit) => {
+                        report.stop_reason = Some(format!(
+                            "stopped before attempt {number}: the re-ask leaves about {} tokens of the {window}-token context window, and a corrected reply needs about {}",
+                            unfit.room, unfit.need
+                        ));
+                        break 'attempts;
+                    }
+                },
+                None => None,
+            };
+            let fitted = planned.as_ref().and_then(|p| p.fitted.clone());
+            let lent = planned.is_none();
+            // The conversation is lent to the request and taken back after it: a prompt is
+            // tens of kilobytes, and an eval sends thousands.
+            let (request_messages, max_tokens) = match planned {
+                Some(planned) => (planned.messages, planned.max_tokens),
+                None => (std::mem::take(&mut messages), run.max_tokens),
+            };
+            let request = ChatRequest {
+                model: run.model.clone(),
+                messages: request_messages,
+                temperature: run.temperature,
+                top_p: run.top_p,
+                max_tokens,
+                seed: run.seed,
+                response_format: response_format.clone(),
+                stream: false,
+            };
+            write_json(&format!("{dir}/request.json"), &request)?;
+            let model_started = Instant::now();
+            let completion = tokio::select! {
+                result = client.complete(&request) => result,
+                () = run.cancel.cancelled() => {
+                    report.outcome = RunOutcome::Interrupted;
+                    break 'attempts;
+                }
+            };
+            let model_ms = model_started.elapsed().as_millis() as u64;
+            if let Err(error) = &completion
+                && let Some(overflow) = error.context_overflow()
+                && !refused_as_too_long
+            {
+                // The server's number, else the most it has handled (at least what the agent
+                // declares it needs); a window already assumed shrinks, so the plan changes.
+                let learned = overflow.window.or_else(|| {
+                    let floor = handled.max(agent.prompt.declared.min_context_window.unwrap_or(0));
+                    (floor > 0).then_some(floor)
+                });
+                let learned = match (learned, window) {
+                    (Some(learned), Some(known)) if overflow.window.is_none() => {
+                        Some(learned.min(known.saturating_mul(9) / 10))
+                    }
+                    (learned, _) => learned,
+                };
+                if let Some(learned) = learned {
+                    tracing::warn!(
+                        attempt = number,
+                        window = learned,
+                        "the server refused the request as too long for its context window; fitting it into {learned} tokens"
+                    );
+                    window = Some(learned);
+                    report.parameters.context_window = Some(learned);
+                    refused_as_too_long = true;
+                    if lent {
+                        messages = request.messages;
+                    }
+                    continue;
+                }
             }
+            break (request, model_ms, completion, fitted, lent);
         };
-        let model_ms = model_started.elapsed().as_millis() as u64;
-        messages = request.messages;
+        let request_bytes: usize = request.messages.iter().map(|m| m.content.len()).sum();
+        let sent_max_tokens = request.max_tokens;
+        if lent {
+            messages = request.messages;
+        }
         let completion = match completion {
             Ok(completion) => completion,
+            Err(error) if number > 1 && error.context_overflow().is_some() => {
+                // A re-ask the server still finds too long: the contract failure stands.
+                report.stop_reason = Some(format!(
+                    "stopped at attempt {number}: the re-ask does not fit the model's context window ({})",
+                    error.recorded()
+                ));
+                break;
+            }
             Err(error) => {
                 report.outcome = if error.is_usage() {
                     RunOutcome::InputError
                 } else {
                     RunOutcome::ModelError
                 };
-                report.error = Some(error.to_string());
+                report.error = Some(error.recorded());
                 report.failed_attempt = Some(FailedAttempt { number, model_ms });
                 finish(&mut report, started, &write_json)?;
                 return Err(RunError::Model {
@@ -278,12 +370,21 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                 });
             }
         };
+        if number == 1
+            && let Some(usage) = completion.usage
+        {
+            tokenizer = Tokenizer::calibrated(usage.prompt_tokens, request_bytes);
+        }
+        if let Some(usage) = completion.usage {
+            handled = handled.max(usage.total_tokens);
+        }
         write_json(&format!("{dir}/response.json"), &completion.raw)?;
         write(&format!("{dir}/reply.md"), completion.content.as_bytes())?;
-        let extracted = extract(
+        let extracted = extract_with(
             &completion.content,
             completion.reasoning.as_deref(),
             &agent.prompt.reasoning_tags,
+            agent.contract.syntax(),
         );
         let verdict = judge_reply(agent, &completion, &extracted);
         let reasoning = extracted.reasoning_text();
@@ -314,6 +415,8 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             model_ms,
             elapsed_ms: attempt_started.elapsed().as_millis() as u64,
             reasoning_blocks: extracted.reasoning.len(),
+            max_tokens: sent_max_tokens.filter(|_| fitted.is_some()),
+            fitted,
         });
         report.reasoning = reasoning;
         match verdict.outcome {
@@ -333,8 +436,22 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                     violations = verdict.violations.len(),
                     "reply breaks the contract"
                 );
+                let reask = reask_message(&verdict, agent);
+                turns.push(Turn {
+                    reply: completion.content.clone(),
+                    reask: reask.clone(),
+                    lines: verdict
+                        .violations
+                        .iter()
+                        .filter_map(|v| v.location.line_number())
+                        .collect(),
+                    reply_tokens: completion.usage.map_or_else(
+                        || estimate_tokens(completion.content.len()),
+                        |usage| usage.completion_tokens,
+                    ),
+                });
                 messages.push(Message::assistant(completion.content));
-                messages.push(Message::user(reask_message(&verdict, agent)));
+                messages.push(Message::user(reask));
             }
         }
     }
