@@ -18,7 +18,8 @@ use super::Interrupt;
 use super::args::InputArgs;
 use crate::error::Error;
 use crate::eval::{
-    EvalContext, EvalFolder, EvalOptions, EvalReport, Mode, ModelSetup, Selection, run_eval, select,
+    Column, EvalContext, EvalFolder, EvalOptions, Mode, ModelSetup, ReportPlan, Selection,
+    run_eval, select, write_reports,
 };
 use crate::exit::Status;
 use crate::model::{FIXTURE_MODEL, ModelClient, Recorder, ScriptedClient, ScriptedReply};
@@ -182,7 +183,7 @@ async fn record_case(
         let loaded = project.load(&name)?;
         let settings = fixture_settings(&loaded.prompt.defaults)?;
         models.insert(name.clone(), ModelSetup::of(&settings)?);
-        resolved.insert(name, settings);
+        resolved.insert((0, name), settings);
     }
     let selection = Selection {
         agents: vec![agent.clone()],
@@ -200,7 +201,7 @@ async fn record_case(
     let context = EvalContext {
         project,
         settings: &resolved,
-        live: Some(live),
+        live: vec![live],
         cancel: cancel.clone(),
         progress: indicatif::ProgressBar::hidden(),
     };
@@ -212,10 +213,37 @@ async fn record_case(
         repeat: 1,
         artifacts: None,
         judge_model: None,
-        whole_recordings: selected.whole_recordings(&BTreeSet::new()),
+        whole_recordings: selected.whole_recordings(&Default::default()),
         recordings_staged_in: folder.path().join("recordings"),
+        keep_replies: false,
+        prices: Default::default(),
+        max_cost: None,
     };
-    let results = run_eval(&context, cases, &options, &folder, &BTreeSet::new()).await?;
+    let columns = [Column::default()];
+    run_eval(
+        &context,
+        cases,
+        &columns,
+        &options,
+        &folder,
+        &Default::default(),
+    )
+    .await?;
+    let table = scratch.path.join("table.txt");
+    let written = write_reports(
+        &folder.index(cases, &columns)?,
+        cases,
+        &columns,
+        ReportPlan {
+            mode: Mode::Record.name(),
+            shard: None,
+            min_pass_rate: 1.0,
+            repeat: 1,
+            elapsed_ms: 0,
+            baseline: None,
+            paths: vec![table.clone()],
+        },
+    )?;
     drop(folder);
     if client.unanswered() > 0 {
         return Err(ran_dry(&client, &id));
@@ -223,7 +251,6 @@ async fn record_case(
     if cancel.is_cancelled() {
         return Ok(Status::Interrupted);
     }
-    let report = EvalReport::build(cases, &results, Mode::Record.name(), 1.0, 1);
     let recordings: BTreeSet<&Path> = cases.iter().map(|c| c.recording.as_path()).collect();
     if !quiet {
         for recording in recordings {
@@ -235,8 +262,8 @@ async fn record_case(
         }
         warn_unused(&client);
     }
-    super::output::print(report.table().as_bytes(), None)?;
-    Ok(if report.passed() {
+    super::output::print_file(&table, None)?;
+    Ok(if written.passed {
         Status::Ok
     } else {
         Status::Violated

@@ -314,6 +314,11 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             model_ms,
             elapsed_ms: attempt_started.elapsed().as_millis() as u64,
             reasoning_blocks: extracted.reasoning.len(),
+            cached_tokens: completion
+                .raw
+                .pointer("/usage/prompt_tokens_details/cached_tokens")
+                .and_then(serde_json::Value::as_u64),
+            reply: completion.content.clone(),
         });
         report.reasoning = reasoning;
         match verdict.outcome {
