@@ -104,6 +104,10 @@ pub struct EvalRunArgs {
     /// prices in `agent.toml`); the runs not made are left for `--resume`.
     #[arg(long, value_name = "USD")]
     pub max_cost: Option<f64>,
+    /// On replay, another recording to answer from after each case's own (a second model's
+    /// exchanges, made with `agent record --model NAME --recording FILE`); repeatable.
+    #[arg(long = "recording", value_name = "FILE")]
+    pub recordings: Vec<PathBuf>,
     /// Run the cases also with an edited copy of an agent's prompt file, as a column of its
     /// own (`FILE`, named for its agent as `release-plan.v2.md`, or `AGENT=FILE`); repeatable.
     #[arg(long = "variant", value_name = "FILE")]
@@ -303,6 +307,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
             .map(|config| config.prices)
             .unwrap_or_default(),
         max_cost: args.max_cost,
+        also_recordings: args.recordings.clone(),
     };
     let tally = run_eval(&context, cases, columns, &options, &folder, &done).await?;
     progress.finish_and_clear();

@@ -40,9 +40,15 @@ pub struct RecordCommandArgs {
     /// Record a pipeline run instead of a case: the pipeline file.
     #[arg(long, value_name = "FILE", requires = "recording")]
     pub pipeline: Option<PathBuf>,
-    /// With --pipeline: the recording to write (replaced whole).
-    #[arg(long, value_name = "FILE", requires = "pipeline")]
+    /// With --pipeline: the recording to write (replaced whole). With a case: record into
+    /// this file instead of the case's recording, keeping the exchanges it holds (a second
+    /// model's recordings for `agent eval --recording`).
+    #[arg(long, value_name = "FILE")]
     pub recording: Option<PathBuf>,
+    /// The model the requests name [default: fixture-model]: record a case as another
+    /// model answers it, for a matrix replayed offline.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
     /// With --pipeline: the pipeline's own inputs.
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -60,6 +66,10 @@ pub(crate) async fn run(
         (Some(pipeline), Some(recording)) => {
             record_pipeline(project, args, pipeline, recording, quiet).await
         }
+        (Some(_), None) => Err(Error::Usage {
+            message: "--pipeline needs --recording FILE".into(),
+            hint: None,
+        }),
         _ => record_case(project, args, quiet).await,
     }
 }
@@ -67,14 +77,14 @@ pub(crate) async fn run(
 /// The settings a fixture is recorded with: the fixture model and the agent's own defaults,
 /// nothing from the environment or `agent.toml`, exactly as a replay resolves them, so the
 /// recorded requests are the ones a replay sends.
-fn fixture_settings(defaults: &ModelDefaults) -> Result<Settings, Error> {
+fn fixture_settings(defaults: &ModelDefaults, model: Option<&str>) -> Result<Settings, Error> {
     Ok(settings::resolve(&settings::Inputs {
         flags: &settings::Layer::default(),
         profile_flag: None,
         env: &|_| None,
         config: None,
         agent: defaults,
-        recording_model: Some(FIXTURE_MODEL),
+        recording_model: Some(model.unwrap_or(FIXTURE_MODEL)),
     })?)
 }
 
@@ -150,6 +160,14 @@ async fn record_case(
         std::slice::from_ref(&id),
         None,
     )?;
+    let mut selected = selected;
+    if let Some(recording) = &args.recording {
+        // Another file: the case's own recording stays as it is, and the file keeps the
+        // exchanges of the other cases recorded into it.
+        for case in &mut selected.cases {
+            case.recording = std::path::absolute(recording).unwrap_or_else(|_| recording.clone());
+        }
+    }
     let cases = &selected.cases;
     let case_dir = cases[0].dir.clone();
     let replies = if given.is_empty() {
@@ -181,7 +199,7 @@ async fn record_case(
     let mut models = BTreeMap::new();
     for name in names {
         let loaded = project.load(&name)?;
-        let settings = fixture_settings(&loaded.prompt.defaults)?;
+        let settings = fixture_settings(&loaded.prompt.defaults, args.model.as_deref())?;
         models.insert(name.clone(), ModelSetup::of(&settings)?);
         resolved.insert((0, name), settings);
     }
@@ -218,6 +236,7 @@ async fn record_case(
         keep_replies: false,
         prices: Default::default(),
         max_cost: None,
+        also_recordings: Vec::new(),
     };
     let columns = [Column::default()];
     run_eval(
@@ -289,7 +308,7 @@ async fn record_pipeline(
     let replies = read_replies(&args.items, Path::new(""))?;
     let mut parameters = BTreeMap::new();
     for step in &plan.steps {
-        let settings = fixture_settings(&step.agent.prompt.defaults)?;
+        let settings = fixture_settings(&step.agent.prompt.defaults, args.model.as_deref())?;
         parameters.insert(
             step.agent.prompt.name.clone(),
             StepParameters::from_settings(&settings)?,

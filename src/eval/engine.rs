@@ -144,6 +144,9 @@ pub struct EvalOptions {
     pub prices: BTreeMap<String, crate::settings::Price>,
     /// Stop the eval before a request would take its cost over this (US dollars).
     pub max_cost: Option<f64>,
+    /// On replay, more recordings to answer from after each case's own (another model's
+    /// exchanges, kept apart from the case's recording), found by their requests too.
+    pub also_recordings: Vec<PathBuf>,
 }
 
 /// How the runs of an eval went, counted as they finished.
@@ -211,7 +214,19 @@ pub async fn run_eval(
         }
     }
     let judge = Arc::new(judge::judge_agent().map_err(|e| EvalError::Cases { problems: vec![e] })?);
+    let also = options
+        .also_recordings
+        .iter()
+        .map(|path| {
+            Replayer::load(path)
+                .map(Arc::new)
+                .map_err(|e| EvalError::Usage {
+                    message: format!("--recording `{}`: {e}", path.display()),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let clients = Clients {
+        also,
         budget: options
             .max_cost
             .map(|limit| Arc::new(CostBudget::new(limit, context.cancel.clone()))),
@@ -323,6 +338,8 @@ type SharedRecorder = Recorder<Arc<dyn ModelClient>>;
 /// each inputs directory per agent.
 #[derive(Default)]
 struct Clients {
+    /// `--recording`: more recordings to answer from.
+    also: Vec<Arc<Replayer>>,
     /// `--max-cost`, shared by every run.
     budget: Option<Arc<CostBudget>>,
     layers: Mutex<HashMap<(String, PathBuf), Arc<DirLayer>>>,
@@ -537,9 +554,17 @@ async fn run_case(
     if let Some(value) = produced.json.take() {
         let _ = observed.json.set(Some(value));
     }
+    // Assertions that could not be checked (no deliverable): one line for all of them when the
+    // outcome already says why, not a "not checked" per assertion.
+    let mut unchecked: Vec<(String, String)> = Vec::new();
+    let outcome_failed = result.failures.iter().any(|f| f.check == "outcome");
     for check in &case.checks {
         let reason = match check.evaluate(&observed) {
             Judgement::Pass => continue,
+            Judgement::Unchecked(reason) if outcome_failed => {
+                unchecked.push((check.label.clone(), reason));
+                continue;
+            }
             Judgement::Fail(reason) | Judgement::Unchecked(reason) => reason,
             Judgement::Judge(rubric) => {
                 let judge_model = options
@@ -569,6 +594,24 @@ async fn run_case(
             check: check.label.clone(),
             reason,
         });
+    }
+    match unchecked.len() {
+        0 => {}
+        1 => {
+            let (check, reason) = unchecked.remove(0);
+            result.failures.push(Failure { check, reason });
+        }
+        count => {
+            let labels: Vec<String> = unchecked.iter().map(|(label, _)| label.clone()).collect();
+            result.failures.push(Failure {
+                check: "assertions".into(),
+                reason: format!(
+                    "{count} not checked ({}): {}",
+                    unchecked[0].1,
+                    labels.join("; ")
+                ),
+            });
+        }
     }
     result.passed = result.failures.is_empty() && result.error.is_none();
     if result.passed && !options.keep_replies {
@@ -618,6 +661,14 @@ fn unbudgeted_client_for(
     match options.mode {
         Mode::Replay => {
             let replayer = clients.replayer(&case.recording).map_err(failed)?;
+            let client: Arc<dyn ModelClient> = if clients.also.is_empty() {
+                replayer.clone()
+            } else {
+                Arc::new(Replays {
+                    own: replayer.clone(),
+                    also: clients.also.clone(),
+                })
+            };
             // A recording keyed by request holds each model's exchanges side by side: a
             // matrix column asks for its model, and a recording made for one model answers
             // as that model.
@@ -636,7 +687,7 @@ fn unbudgeted_client_for(
                     .unwrap_or("unknown")
                     .to_owned(),
             };
-            Ok((replayer, model))
+            Ok((client, model))
         }
         Mode::Live | Mode::Record => {
             let settings = settings
@@ -921,5 +972,33 @@ fn noted(violation: &crate::contract::Violation) -> Noted {
             _ => None,
         },
         text: violation.to_string(),
+    }
+}
+
+/// A case's recording, then the `--recording` files: each request is answered by the first
+/// that holds it, and a request none holds is stale in the case's own.
+struct Replays {
+    own: Arc<Replayer>,
+    also: Vec<Arc<Replayer>>,
+}
+
+impl ModelClient for Replays {
+    fn complete<'a>(
+        &'a self,
+        request: &'a crate::model::ChatRequest,
+    ) -> crate::model::ModelFuture<'a> {
+        let found = std::iter::once(&self.own)
+            .chain(&self.also)
+            .find_map(|replayer| replayer.recording().find(request).cloned());
+        match found {
+            Some(response) => {
+                Box::pin(async move { crate::model::Completion::from_response(response) })
+            }
+            None => self.own.complete(request),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.own.describe()
     }
 }

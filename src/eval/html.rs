@@ -335,8 +335,10 @@ details > summary { cursor: pointer; font-weight: 600; }
 .diff ins { background: #d7f5dd; text-decoration: none; display: block; }
 .diff del::before { content: "- "; } .diff ins::before { content: "+ "; }
 .muted { color: #666; }
+.wrap { overflow-x: auto; }
 @media (max-width: 700px) {
-  .deliverables { flex-direction: column; }
+  main { padding: 8px 6px 48px; }
+  .deliverables { flex-direction: column; width: calc(100vw - 40px); position: sticky; left: 0; }
   .deliverable { min-width: 0; width: 100%; }
   .matrix .figures { display: none; }
   header { position: static; }
@@ -357,7 +359,7 @@ details > summary { cursor: pointer; font-weight: 600; }
 </header>
 <main>
 <div id="columns"></div>
-<table class="matrix" id="matrix"><thead></thead><tbody></tbody></table>
+<div class="wrap"><table class="matrix" id="matrix"><thead></thead><tbody></tbody></table></div>
 <div id="more" class="muted"></div>
 </main>
 "##;
