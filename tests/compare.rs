@@ -66,9 +66,8 @@ impl Respond for TwoModels {
         let model = body["model"].as_str().unwrap_or_default();
         let messages = body["messages"].as_array().map_or(0, Vec::len);
         let prompt = body["messages"][0]["content"].as_str().unwrap_or_default();
-        let content = if prompt.contains("VARIANT: keep it short.") {
-            reply("missing-section.md")
-        } else if model == "beta" && messages == 1 {
+        let variant = prompt.contains("VARIANT: keep it short.");
+        let content = if variant || (model == "beta" && messages == 1) {
             reply("missing-section.md")
         } else {
             reply("valid.md")

@@ -339,16 +339,16 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     if !quiet {
         eprintln!("eval folder: {}", folder.path().display());
     }
-    Ok(
-        if cancel.is_cancelled() && !tally.out_of_budget || written.partial && !tally.out_of_budget
-        {
-            Status::Interrupted
-        } else if written.passed && !tally.out_of_budget {
-            Status::Ok
-        } else {
-            Status::Violated
-        },
-    )
+    // Stopped by --max-cost is a failed eval (exit 1), not an interrupted one.
+    Ok(if tally.out_of_budget {
+        Status::Violated
+    } else if cancel.is_cancelled() || written.partial {
+        Status::Interrupted
+    } else if written.passed {
+        Status::Ok
+    } else {
+        Status::Violated
+    })
 }
 
 /// Settings and live clients per column and agent (live and record evals), and the model

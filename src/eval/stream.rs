@@ -67,7 +67,6 @@ impl ResultsIndex {
         let mut line = String::new();
         let mut offset = 0u64;
         let mut broken = false;
-        let mut seen: HashSet<RunKey> = HashSet::new();
         loop {
             line.clear();
             let read = reader.read_line(&mut line).map_err(|e| io("read", e))?;
@@ -92,8 +91,7 @@ impl ResultsIndex {
             let fits = cases
                 .get(result.position as usize)
                 .is_some_and(|case| case.id() == result.case);
-            let key = (result.position, column as u32, result.repeat);
-            if fits && seen.insert(key) {
+            if fits {
                 entries.push(Entry {
                     position: result.position,
                     column: column as u32,
@@ -111,7 +109,9 @@ impl ResultsIndex {
             // Offsets moved: index the file again, now whole.
             return ResultsIndex::read(path, cases, columns);
         }
+        // A run written twice (a resume racing a kill) counts once: the first line written.
         entries.sort_unstable();
+        entries.dedup_by_key(|e| (e.position, e.column, e.repeat));
         Ok(ResultsIndex {
             path: path.to_owned(),
             entries,
