@@ -468,3 +468,48 @@ fn a_matrix_of_the_shipped_cases_over_two_recorded_models_runs_offline() {
     assert!(html.contains("\"model\":\"fixture-model-b\""));
     assert!(html.contains("markdown.missing-section"));
 }
+
+#[test]
+fn on_a_terminal_agent_run_prints_its_summary_after_the_deliverable() {
+    // `script` gives the run a terminal for stdout and stderr, as a person at one has.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let command = format!(
+        "{} run deployment-plan --inputs fixtures/deployment-plan/parcelpoint/inputs --replay fixtures/deployment-plan/parcelpoint/recording.json --out {}",
+        env!("CARGO_BIN_EXE_agent"),
+        dir.path().join("run").display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(common::root())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("script runs");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    let summary = screen
+        .find("deployment-plan: valid after 1 attempt")
+        .expect("the summary is shown");
+    let deliverable = screen
+        .find("# Deployment Plan")
+        .expect("the deliverable is shown");
+    assert!(
+        deliverable < summary,
+        "the summary comes last, where the deliverable cannot scroll it away: {screen}"
+    );
+    // Piped, the summary comes first, and stdout carries the deliverable only.
+    let piped = common::agent()
+        .args([
+            "run",
+            "deployment-plan",
+            "--inputs",
+            "fixtures/deployment-plan/parcelpoint/inputs",
+            "--replay",
+            "fixtures/deployment-plan/parcelpoint/recording.json",
+            "--out",
+        ])
+        .arg(dir.path().join("piped"))
+        .output()
+        .expect("agent runs");
+    assert!(!String::from_utf8_lossy(&piped.stdout).contains("valid after"));
+    assert!(String::from_utf8_lossy(&piped.stderr).contains("valid after 1 attempt"));
+}
