@@ -296,3 +296,106 @@ pub fn write_reports(
     outputs.finish()?;
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(name: &str) -> Case {
+        Case {
+            agent: "release-plan".into(),
+            name: name.into(),
+            dir: PathBuf::from("fixtures/release-plan").join(name),
+            description: None,
+            tags: Vec::new(),
+            sources: crate::inputs::Sources::default(),
+            attempts: 3,
+            expect: super::super::Expect::default(),
+            checks: Vec::new(),
+            recording: PathBuf::from("recording.json"),
+            pipeline: None,
+        }
+    }
+
+    fn line(case: &Case, position: u64, column: &str, passed: bool) -> String {
+        let result = RunResult {
+            position,
+            column: column.into(),
+            passed,
+            outcome: crate::runner::RunOutcome::Valid,
+            attempts: 1,
+            ..RunResult::new(case.id(), 0)
+        };
+        serde_json::to_string(&result).expect("json") + "\n"
+    }
+
+    #[test]
+    fn reports_come_in_case_order_from_a_stream_in_finishing_order_and_a_cut_line_is_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cases = vec![case("a"), case("b"), case("c")];
+        let columns = Column::matrix(&["x".into(), "y".into()], &[], &[]);
+        let path = dir.path().join("results.jsonl");
+        let mut text = String::new();
+        text += &line(&cases[2], 2, "y", true);
+        text += &line(&cases[0], 0, "y", false);
+        text += &line(&cases[0], 0, "x", true);
+        // Written twice (a resume racing a kill): counted once.
+        text += &line(&cases[0], 0, "x", true);
+        // A case no longer at its place: left out, so it runs again.
+        text += &line(&cases[1], 2, "x", true);
+        text += &line(&cases[1], 1, "x", true);
+        // A kill in the middle of a write.
+        text += "{\"case\": \"release-plan/c\", \"repe";
+        std::fs::write(&path, &text).expect("write");
+
+        let index = ResultsIndex::read(&path, &cases, &columns).expect("indexed");
+        assert_eq!(index.len(), 4);
+        let done = index.done();
+        assert!(done.contains(&(0, 0, 0)) && done.contains(&(0, 1, 0)));
+        assert!(!done.contains(&(2, 0, 0)), "c in column x still runs");
+        let kept = std::fs::read_to_string(&path).expect("read");
+        assert!(kept.ends_with("}\n"), "the cut line is gone: {kept}");
+
+        let mut order = Vec::new();
+        index
+            .for_each(&cases, &columns, 1.0, |report, _| {
+                order.push(format!(
+                    "{} [{}] {}",
+                    report.id, report.column, report.passed
+                ));
+                Ok(())
+            })
+            .expect("reads");
+        assert_eq!(
+            order,
+            [
+                "release-plan/a [x] true",
+                "release-plan/a [y] false",
+                "release-plan/b [x] true",
+                "release-plan/c [y] true"
+            ]
+        );
+
+        let table = dir.path().join("table.txt");
+        let written = write_reports(
+            &index,
+            &cases,
+            &columns,
+            ReportPlan {
+                mode: "replay",
+                shard: None,
+                min_pass_rate: 1.0,
+                repeat: 1,
+                elapsed_ms: 0,
+                baseline: None,
+                paths: vec![table.clone()],
+            },
+        )
+        .expect("written");
+        assert!(written.partial, "b [y] and c [x] never ran");
+        assert!(!written.passed);
+        let table = std::fs::read_to_string(&table).expect("table");
+        assert!(table.contains("3 of 4 cases passed, 1 failed"), "{table}");
+        assert!(table.contains("PARTIAL"), "{table}");
+    }
+}
