@@ -8,6 +8,11 @@
 //! time comes to the ideal N × latency ÷ concurrency, the CPU time per case, and the memory
 //! added per case between N = 250 and N = 1,000. Each 0 ms row is the median of 5 runs (the
 //! machines are shared and noisy); each 200 ms row is one run, its time set by the server.
+//!
+//! Then peak resident memory at 10,000, 100,000 and 1,000,000 rows (0 ms, concurrency 32, one
+//! run each), which must stay flat: results stream to `results.jsonl` and every report is
+//! written from that stream. `AGENT_BENCH_MEMORY_ROWS=10000,100000` measures other sizes;
+//! `AGENT_BENCH_MEMORY_ONLY=1` skips the throughput table.
 
 #[path = "support/fake_server.rs"]
 mod fake_server;
@@ -150,14 +155,19 @@ fn main() {
         "of it sys",
         "peak RSS"
     );
+    let memory_only = std::env::var_os("AGENT_BENCH_MEMORY_ONLY").is_some();
     let mut peaks = Vec::new();
-    for (cases, latency, concurrency) in [
-        (250, 0, 32),
-        (1000, 0, 8),
-        (1000, 0, 32),
-        (1000, 200, 8),
-        (1000, 200, 32),
-    ] {
+    for (cases, latency, concurrency) in if memory_only {
+        vec![]
+    } else {
+        vec![
+            (250, 0, 32),
+            (1000, 0, 8),
+            (1000, 0, 32),
+            (1000, 200, 8),
+            (1000, 200, 32),
+        ]
+    } {
         let project = project(&root, cases);
         let server = &servers
             .iter()
@@ -204,5 +214,32 @@ fn main() {
     if let [(small, small_kb), (large, large_kb)] = peaks[..] {
         let per_case = (large_kb as f64 - small_kb as f64) / (large - small) as f64;
         println!("memory growth: {per_case:.2} KB per case between {small} and {large} cases");
+    }
+    memory(&root, &binary, &servers[0].1);
+}
+
+/// Peak RSS at large row counts: one run each, against the 0 ms server.
+fn memory(root: &Path, binary: &Path, server: &fake_server::FakeServer) {
+    let sizes: Vec<usize> = std::env::var("AGENT_BENCH_MEMORY_ROWS")
+        .ok()
+        .map(|text| {
+            text.split(',')
+                .filter_map(|n| n.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
+    println!(
+        "\n{:>9} {:>9} {:>9} {:>10}",
+        "rows", "wall", "CPU", "peak RSS"
+    );
+    for rows in sizes {
+        let project = project(root, rows);
+        let measured = run_eval(binary, project.path(), &server.base_url, 32);
+        println!(
+            "{rows:>9} {:>8.1}s {:>8.1}s {:>8.1}MB",
+            measured.wall.as_secs_f64(),
+            measured.cpu.as_secs_f64(),
+            measured.peak_rss_kb as f64 / 1024.0
+        );
     }
 }

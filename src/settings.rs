@@ -139,6 +139,31 @@ pub struct ConfigFile {
     /// Named profiles.
     #[serde(default)]
     pub profiles: BTreeMap<String, Layer>,
+    /// Prices per model, for the cost `agent eval` reports and `--max-cost` holds to.
+    #[serde(default)]
+    pub prices: BTreeMap<String, Price>,
+}
+
+/// What a model costs, in US dollars per million tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Prompt tokens.
+    pub input: f64,
+    /// Prompt tokens served from the server's cache [default: the input price].
+    pub cached_input: Option<f64>,
+    /// Reply tokens.
+    pub output: f64,
+}
+
+impl Price {
+    /// The cost of `prompt` tokens (`cached` of them from the cache) and `completion` tokens.
+    pub fn cost(&self, prompt: u64, cached: u64, completion: u64) -> f64 {
+        let cached = cached.min(prompt);
+        let fresh = (prompt - cached) as f64 * self.input;
+        let cached = cached as f64 * self.cached_input.unwrap_or(self.input);
+        (fresh + cached + completion as f64 * self.output) / 1_000_000.0
+    }
 }
 
 /// Where a setting came from.

@@ -1,6 +1,6 @@
 //! `agent eval` and `agent eval merge`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +11,9 @@ use super::Interrupt;
 use super::model_args::ModelArgs;
 use crate::error::Error;
 use crate::eval::{
-    EvalContext, EvalError, EvalFolder, EvalOptions, EvalReport, Mode, ModelSetup, ReportFormat,
-    Selection, Shard, merge, run_eval, select,
+    Baseline, Column, EvalContext, EvalError, EvalFolder, EvalOptions, EvalReport, Mode,
+    ModelSetup, ReportFormat, ReportPlan, Selection, Shard, Variant, merge, run_eval, select,
+    write_reports,
 };
 use crate::exit::Status;
 use crate::model::{ModelClient, OpenAiClient, Pacer};
@@ -99,9 +100,96 @@ pub struct EvalRunArgs {
     /// The model that grades `llm-rubric` assertions [default: the case's model].
     #[arg(long, value_name = "NAME")]
     pub judge_model: Option<String>,
-    /// Model choice and parameters, for --live and --record.
+    /// Stop before a request would take the eval's cost over this many US dollars (by the
+    /// prices in `agent.toml`); the runs not made are left for `--resume`.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+    /// On replay, another recording to answer from after each case's own (a second model's
+    /// exchanges, made with `agent record --model NAME --recording FILE`); repeatable.
+    #[arg(long = "recording", value_name = "FILE")]
+    pub recordings: Vec<PathBuf>,
+    /// Run the cases also with an edited copy of an agent's prompt file, as a column of its
+    /// own (`FILE`, named for its agent as `release-plan.v2.md`, or `AGENT=FILE`); repeatable.
+    #[arg(long = "variant", value_name = "FILE")]
+    pub variants: Vec<String>,
+    /// Model choice and parameters.
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub model: EvalModelArgs,
+}
+
+/// The model flags of `agent eval`: those of `agent run`, with `--model` and `--profile`
+/// repeatable to make a matrix.
+#[derive(Debug, Args, Default, Clone)]
+pub struct EvalModelArgs {
+    /// The model; repeat it to run every case against each (a matrix). On replay, each
+    /// model's exchanges are found in the recordings by their requests.
+    #[arg(long = "model", value_name = "NAME", help_heading = "Model")]
+    pub models: Vec<String>,
+    /// A profile of `agent.toml`; repeat it to run every case against each.
+    #[arg(long = "profile", value_name = "NAME", help_heading = "Model")]
+    pub profiles: Vec<String>,
+    /// An OpenAI-compatible base URL.
+    #[arg(long, value_name = "URL", help_heading = "Model")]
+    pub base_url: Option<String>,
+    /// Sampling temperature.
+    #[arg(long, help_heading = "Model")]
+    pub temperature: Option<f32>,
+    /// Reply token limit per attempt.
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_tokens: Option<u32>,
+    /// Sampling seed, for servers that honour it.
+    #[arg(long, help_heading = "Model")]
+    pub seed: Option<i64>,
+    /// Nucleus sampling.
+    #[arg(long, help_heading = "Model")]
+    pub top_p: Option<f32>,
+    /// Per-request timeout in seconds [default: 600].
+    #[arg(long, value_name = "SECS", help_heading = "Model")]
+    pub timeout: Option<f64>,
+    /// Transport retries after the first try [default: 2].
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub max_retries: Option<u32>,
+    /// The longest Retry-After wait honoured, in seconds [default: 60].
+    #[arg(long, value_name = "SECS", help_heading = "Model")]
+    pub max_retry_wait: Option<f64>,
+    /// The largest response body read, in bytes [default: 16777216].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
+    pub max_reply_bytes: Option<u64>,
+    /// The server's context window in tokens: every attempt, re-asks included, is fitted into
+    /// it [default: learned from a server that refuses a request as too long].
+    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
+    pub context_window: Option<u64>,
+}
+
+impl EvalModelArgs {
+    /// The sampling flags alone, which an eval replay sends over the agent's defaults.
+    fn sampling(&self) -> crate::eval::SamplingFlags {
+        crate::eval::SamplingFlags {
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            top_p: self.top_p,
+            context_window: self.context_window,
+        }
+    }
+
+    /// The flags of one column, as `agent run` takes them.
+    fn column(&self, column: &Column) -> ModelArgs {
+        ModelArgs {
+            model: column.model.clone(),
+            base_url: self.base_url.clone(),
+            profile: column.profile.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            top_p: self.top_p,
+            timeout: self.timeout,
+            max_retries: self.max_retries,
+            max_retry_wait: self.max_retry_wait,
+            max_reply_bytes: self.max_reply_bytes,
+            context_window: self.context_window,
+        }
+    }
 }
 
 pub(crate) async fn run(project: &Project, args: &EvalArgs, quiet: bool) -> Result<Status, Error> {
@@ -137,8 +225,13 @@ fn merge_reports(args: &MergeArgs) -> Result<Status, Error> {
 
 impl EvalRunArgs {
     /// What these flags select (the model side is resolved later).
-    fn selection(&self) -> Selection {
-        Selection {
+    fn selection(&self, project: &Project) -> Result<Selection, Error> {
+        let variants = self
+            .variants
+            .iter()
+            .map(|spec| Variant::parse(spec, project))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Selection {
             agents: self.agents.clone(),
             filter: self.filter.clone(),
             shard: self.shard.map(|s| s.to_string()),
@@ -147,7 +240,8 @@ impl EvalRunArgs {
             mode: self.mode().name().into(),
             artifacts: self.artifacts,
             models: std::collections::BTreeMap::new(),
-        }
+            columns: Column::matrix(&self.model.models, &self.model.profiles, &variants),
+        })
     }
 
     fn mode(&self) -> Mode {
@@ -166,75 +260,38 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         ReportFormat::check_destination(path)?;
     }
     let baseline = args.baseline.as_deref().map(EvalReport::load).transpose()?;
-    // A resume is locked before anything is read from it: two resumes never both run.
-    let resumed = args.resume.as_deref().map(EvalFolder::resume).transpose()?;
-    let mut selection = match &resumed {
-        Some(folder) => folder.continued(&args.selection())?,
-        None => args.selection(),
-    };
-    let mode: Mode = selection.mode.parse().map_err(|message| Error::Usage {
+    let (mut folder, selection) = EvalFolder::open(
+        args.resume.as_deref(),
+        args.out.as_deref(),
+        &project.root.join(".agent").join("evals"),
+        &args.selection(project)?,
+    )?;
+    let usage = |message: String| Error::Usage {
         message,
         hint: None,
-    })?;
+    };
+    let mode: Mode = selection.mode.parse().map_err(usage)?;
     let shard = selection
         .shard
         .as_deref()
         .map(str::parse::<Shard>)
         .transpose()
-        .map_err(|message| Error::Usage {
-            message,
-            hint: None,
-        })?;
+        .map_err(usage)?;
+    let columns = &selection.columns;
     let selected = select(project, &selection.agents, &selection.filter, shard)?;
     let cases = &selected.cases;
-    let mut settings = HashMap::new();
-    let mut live = None;
-    if mode != Mode::Replay {
-        // A pipeline case may run any agent.
-        let all = project.agent_names()?;
-        let agents: BTreeSet<&str> = if cases.iter().any(|c| c.pipeline.is_some()) {
-            all.iter().map(String::as_str).collect()
-        } else {
-            cases.iter().map(|c| c.agent.as_str()).collect()
-        };
-        for name in agents {
-            let agent = project.load(name)?;
-            let resolved = args.model.settings(project, &agent.prompt.defaults, None)?;
-            selection
-                .models
-                .insert(name.to_owned(), ModelSetup::of(&resolved)?);
-            settings.insert(name.to_owned(), resolved);
-        }
-        let first = settings.values().next().ok_or(EvalError::NoCases {
-            what: "any agent".into(),
-        })?;
-        // Every case shares one client, so a 429 holds the whole pool.
-        let client: Arc<dyn ModelClient> =
-            Arc::new(OpenAiClient::new(first.endpoint(), Arc::new(Pacer::new()))?);
-        live = Some(client);
-    }
-    let folder = match resumed {
-        Some(folder) => {
-            folder.check_models(&selection.models)?;
-            folder
-        }
-        None => match &args.out {
-            Some(dir) => EvalFolder::create(dir, &selection)?,
-            None => EvalFolder::create_in(&project.root.join(".agent").join("evals"), &selection)?,
-        },
-    };
-    let previous = folder.finished_results()?;
-    let done: BTreeSet<(String, u32)> = previous
-        .iter()
-        .map(|r| (r.case.clone(), r.repeat))
-        .collect();
+    let (settings, live, models) = resolve_models(project, args, mode, cases, columns)?;
+    folder.settle_models(&models)?;
+    let index = folder.index(cases, columns)?;
+    let done = index.done();
+    drop(index);
     let progress = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cases {msg}",
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs {msg}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -249,6 +306,10 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         cancel: cancel.clone(),
         progress: progress.clone(),
     };
+    let html = args
+        .reports
+        .iter()
+        .any(|p| ReportFormat::of(p).ok() == Some(ReportFormat::Html));
     let options = EvalOptions {
         mode,
         concurrency: args.concurrency,
@@ -258,36 +319,123 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         whole_recordings: selected.whole_recordings(&done),
         recordings_staged_in: folder.path().join("recordings"),
         sampling: args.model.sampling(),
+        keep_replies: html || columns.len() > 1,
+        prices: crate::settings::load_config(&project.root)?
+            .map(|config| config.prices)
+            .unwrap_or_default(),
+        max_cost: args.max_cost,
+        also_recordings: args.recordings.clone(),
     };
-    let fresh = run_eval(&context, cases, &options, &folder, &done).await?;
+    let tally = run_eval(&context, cases, columns, &options, &folder, &done).await?;
     progress.finish_and_clear();
-    let mut results = previous;
-    results.extend(fresh);
-    let mut report = EvalReport::build(
+    if tally.out_of_budget && !quiet {
+        eprintln!(
+            "stopped at --max-cost: the runs not made are left for `--resume {}`",
+            folder.path().display()
+        );
+    }
+    // Every report, the terminal table among them, is written from the results stream.
+    let table = folder.path().join("table.txt");
+    let mut paths = vec![folder.path().join("report.json"), table.clone()];
+    paths.extend(args.reports.iter().cloned());
+    let written = write_reports(
+        &folder.index(cases, columns)?,
         cases,
-        &results,
-        mode.name(),
-        selection.min_pass_rate,
-        selection.repeat,
-    );
-    report.shard = selection.shard.clone();
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
-    if let Some(baseline) = &baseline {
-        report.compare(baseline);
-    }
-    report.write(&folder.path().join("report.json"))?;
-    for path in &args.reports {
-        report.write(path)?;
-    }
-    super::output::print(report.table().as_bytes(), Some(folder.path()))?;
+        columns,
+        ReportPlan {
+            mode: mode.name(),
+            shard: selection.shard.clone(),
+            min_pass_rate: selection.min_pass_rate,
+            repeat: selection.repeat,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            baseline: baseline.as_ref().map(Baseline::of),
+            paths,
+        },
+    )?;
+    super::output::print_file(&table, Some(folder.path()))?;
     if !quiet {
         eprintln!("eval folder: {}", folder.path().display());
     }
-    Ok(if cancel.is_cancelled() {
+    // Stopped by --max-cost is a failed eval (exit 1), not an interrupted one.
+    Ok(if tally.out_of_budget {
+        Status::Violated
+    } else if cancel.is_cancelled() || written.partial {
         Status::Interrupted
-    } else if report.passed() {
+    } else if written.passed {
         Status::Ok
     } else {
         Status::Violated
     })
+}
+
+/// Settings and live clients per column and agent (live and record evals), and the model
+/// setup `selection.json` records.
+#[expect(clippy::type_complexity, reason = "three results of one resolution")]
+fn resolve_models(
+    project: &Project,
+    args: &EvalRunArgs,
+    mode: Mode,
+    cases: &[crate::eval::Case],
+    columns: &[Column],
+) -> Result<
+    (
+        HashMap<(usize, String), crate::settings::Settings>,
+        Vec<Arc<dyn ModelClient>>,
+        BTreeMap<String, ModelSetup>,
+    ),
+    Error,
+> {
+    let mut settings = HashMap::new();
+    let mut live = Vec::new();
+    let mut models = BTreeMap::new();
+    if mode == Mode::Replay {
+        return Ok((settings, live, models));
+    }
+    // A pipeline case may run any agent.
+    let all = project.agent_names()?;
+    let agents: BTreeSet<&str> = if cases.iter().any(|c| c.pipeline.is_some()) {
+        all.iter().map(String::as_str).collect()
+    } else {
+        cases.iter().map(|c| c.agent.as_str()).collect()
+    };
+    // One client per endpoint, shared by every case on it, so a 429 holds the whole pool.
+    let mut clients: HashMap<String, Arc<dyn ModelClient>> = HashMap::new();
+    for (index, column) in columns.iter().enumerate() {
+        let flags = args.model.column(column);
+        let mut first = None;
+        for name in &agents {
+            let agent = project.load(name)?;
+            let resolved = flags.settings(project, &agent.prompt.defaults, None)?;
+            let key = if column.label.is_empty() {
+                (*name).to_owned()
+            } else {
+                format!("{name} [{}]", column.label)
+            };
+            models.insert(key, ModelSetup::of(&resolved)?);
+            first.get_or_insert_with(|| resolved.clone());
+            settings.insert((index, (*name).to_owned()), resolved);
+        }
+        let first = first.ok_or(EvalError::NoCases {
+            what: "any agent".into(),
+        })?;
+        let endpoint = first.endpoint();
+        let key = format!("{endpoint:?}");
+        let client = match clients.get(&key) {
+            Some(client) => client.clone(),
+            None => {
+                let client: Arc<dyn ModelClient> =
+                    Arc::new(OpenAiClient::new(endpoint, Arc::new(Pacer::new()))?);
+                clients.insert(key, client.clone());
+                client
+            }
+        };
+        live.push(client);
+    }
+    if mode == Mode::Record && clients.len() > 1 {
+        return Err(Error::Usage {
+            message: "--record with columns on different endpoints: a recording is refreshed through one endpoint".into(),
+            hint: Some("record each profile in its own eval".into()),
+        });
+    }
+    Ok((settings, live, models))
 }

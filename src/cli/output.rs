@@ -18,6 +18,21 @@ pub(crate) fn print(text: &[u8], folder: Option<&Path>) -> Result<(), Error> {
         .map_err(|error| failed(text.len(), &error, folder))
 }
 
+/// Copy the file at `path` to stdout: a report too large to hold in memory goes out as it
+/// was written.
+pub(crate) fn print_file(path: &Path, folder: Option<&Path>) -> Result<(), Error> {
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
+        action: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = std::io::stdout().lock();
+    std::io::copy(&mut file, &mut out)
+        .and_then(|_| out.flush())
+        .map(drop)
+        .map_err(|error| failed(0, &error, folder))
+}
+
 /// `text` and a final line break if it lacks one.
 pub(crate) fn print_line(text: &str, folder: Option<&Path>) -> Result<(), Error> {
     if text.ends_with('\n') {

@@ -18,7 +18,8 @@ use super::Interrupt;
 use super::args::InputArgs;
 use crate::error::Error;
 use crate::eval::{
-    EvalContext, EvalFolder, EvalOptions, EvalReport, Mode, ModelSetup, Selection, run_eval, select,
+    Column, EvalContext, EvalFolder, EvalOptions, Mode, ModelSetup, ReportPlan, Selection,
+    run_eval, select, write_reports,
 };
 use crate::exit::Status;
 use crate::model::{FIXTURE_MODEL, ModelClient, Recorder, ScriptedClient, ScriptedReply};
@@ -39,9 +40,15 @@ pub struct RecordCommandArgs {
     /// Record a pipeline run instead of a case: the pipeline file.
     #[arg(long, value_name = "FILE", requires = "recording")]
     pub pipeline: Option<PathBuf>,
-    /// With --pipeline: the recording to write (replaced whole).
-    #[arg(long, value_name = "FILE", requires = "pipeline")]
+    /// With --pipeline: the recording to write (replaced whole). With a case: record into
+    /// this file instead of the case's recording, keeping the exchanges it holds (a second
+    /// model's recordings for `agent eval --recording`).
+    #[arg(long, value_name = "FILE")]
     pub recording: Option<PathBuf>,
+    /// The model the requests name [default: fixture-model]: record a case as another
+    /// model answers it, for a matrix replayed offline.
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
     /// With --pipeline: the pipeline's own inputs.
     #[command(flatten)]
     pub inputs: InputArgs,
@@ -59,6 +66,10 @@ pub(crate) async fn run(
         (Some(pipeline), Some(recording)) => {
             record_pipeline(project, args, pipeline, recording, quiet).await
         }
+        (Some(_), None) => Err(Error::Usage {
+            message: "--pipeline needs --recording FILE".into(),
+            hint: None,
+        }),
         _ => record_case(project, args, quiet).await,
     }
 }
@@ -66,14 +77,14 @@ pub(crate) async fn run(
 /// The settings a fixture is recorded with: the fixture model and the agent's own defaults,
 /// nothing from the environment or `agent.toml`, exactly as a replay resolves them, so the
 /// recorded requests are the ones a replay sends.
-fn fixture_settings(defaults: &ModelDefaults) -> Result<Settings, Error> {
+fn fixture_settings(defaults: &ModelDefaults, model: Option<&str>) -> Result<Settings, Error> {
     Ok(settings::resolve(&settings::Inputs {
         flags: &settings::Layer::default(),
         profile_flag: None,
         env: &|_| None,
         config: None,
         agent: defaults,
-        recording_model: Some(FIXTURE_MODEL),
+        recording_model: Some(model.unwrap_or(FIXTURE_MODEL)),
     })?)
 }
 
@@ -149,6 +160,14 @@ async fn record_case(
         std::slice::from_ref(&id),
         None,
     )?;
+    let mut selected = selected;
+    if let Some(recording) = &args.recording {
+        // Another file: the case's own recording stays as it is, and the file keeps the
+        // exchanges of the other cases recorded into it.
+        for case in &mut selected.cases {
+            case.recording = std::path::absolute(recording).unwrap_or_else(|_| recording.clone());
+        }
+    }
     let cases = &selected.cases;
     let case_dir = cases[0].dir.clone();
     let replies = if given.is_empty() {
@@ -180,9 +199,9 @@ async fn record_case(
     let mut models = BTreeMap::new();
     for name in names {
         let loaded = project.load(&name)?;
-        let settings = fixture_settings(&loaded.prompt.defaults)?;
+        let settings = fixture_settings(&loaded.prompt.defaults, args.model.as_deref())?;
         models.insert(name.clone(), ModelSetup::of(&settings)?);
-        resolved.insert(name, settings);
+        resolved.insert((0, name), settings);
     }
     let selection = Selection {
         agents: vec![agent.clone()],
@@ -200,7 +219,7 @@ async fn record_case(
     let context = EvalContext {
         project,
         settings: &resolved,
-        live: Some(live),
+        live: vec![live],
         cancel: cancel.clone(),
         progress: indicatif::ProgressBar::hidden(),
     };
@@ -212,12 +231,40 @@ async fn record_case(
         repeat: 1,
         artifacts: None,
         judge_model: None,
-        whole_recordings: selected.whole_recordings(&BTreeSet::new()),
+        whole_recordings: selected.whole_recordings(&Default::default()),
         recordings_staged_in: folder.path().join("recordings"),
         // The agent's own defaults, as a replay sends them.
         sampling: crate::eval::SamplingFlags::default(),
+        keep_replies: false,
+        prices: Default::default(),
+        max_cost: None,
+        also_recordings: Vec::new(),
     };
-    let results = run_eval(&context, cases, &options, &folder, &BTreeSet::new()).await?;
+    let columns = [Column::default()];
+    run_eval(
+        &context,
+        cases,
+        &columns,
+        &options,
+        &folder,
+        &Default::default(),
+    )
+    .await?;
+    let table = scratch.path.join("table.txt");
+    let written = write_reports(
+        &folder.index(cases, &columns)?,
+        cases,
+        &columns,
+        ReportPlan {
+            mode: Mode::Record.name(),
+            shard: None,
+            min_pass_rate: 1.0,
+            repeat: 1,
+            elapsed_ms: 0,
+            baseline: None,
+            paths: vec![table.clone()],
+        },
+    )?;
     drop(folder);
     if client.unanswered() > 0 {
         return Err(ran_dry(&client, &id));
@@ -225,7 +272,6 @@ async fn record_case(
     if cancel.is_cancelled() {
         return Ok(Status::Interrupted);
     }
-    let report = EvalReport::build(cases, &results, Mode::Record.name(), 1.0, 1);
     let recordings: BTreeSet<&Path> = cases.iter().map(|c| c.recording.as_path()).collect();
     if !quiet {
         for recording in recordings {
@@ -245,8 +291,8 @@ async fn record_case(
         }
         warn_unused(&client);
     }
-    super::output::print(report.table().as_bytes(), None)?;
-    Ok(if report.passed() {
+    super::output::print_file(&table, None)?;
+    Ok(if written.passed {
         Status::Ok
     } else {
         Status::Violated
@@ -272,7 +318,7 @@ async fn record_pipeline(
     let replies = read_replies(&args.items, Path::new(""))?;
     let mut parameters = BTreeMap::new();
     for step in &plan.steps {
-        let settings = fixture_settings(&step.agent.prompt.defaults)?;
+        let settings = fixture_settings(&step.agent.prompt.defaults, args.model.as_deref())?;
         parameters.insert(
             step.agent.prompt.name.clone(),
             StepParameters::from_settings(&settings)?,

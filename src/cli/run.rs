@@ -104,10 +104,17 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
             for guarded in &report.guarded {
                 tracing::warn!("{guarded}");
             }
-            if !quiet {
+            // On a terminal the deliverable and the summary share the screen: the summary comes
+            // last, where a long deliverable cannot scroll it away. Piped, it comes first, as
+            // the run's progress does.
+            let summary_last = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            if !quiet && !summary_last {
                 eprint!("{}", summary(&agent, &report));
             }
             print_stdout(&report, args.json)?;
+            if !quiet && summary_last {
+                eprint!("{}", summary(&agent, &report));
+            }
             Ok(report.outcome.status())
         }
         Err(RunError::Model { error, report }) => {

@@ -185,13 +185,13 @@ impl Selected {
     /// `--record` they start empty; any other keeps the exchanges of the cases not run.
     pub fn whole_recordings(
         &self,
-        done: &std::collections::BTreeSet<(String, u32)>,
+        done: &std::collections::HashSet<super::stream::RunKey>,
     ) -> std::collections::HashSet<PathBuf> {
-        let finished: std::collections::HashSet<&str> =
-            done.iter().map(|(id, _)| id.as_str()).collect();
+        let finished: std::collections::HashSet<u64> =
+            done.iter().map(|(position, _, _)| *position).collect();
         let mut running: std::collections::HashMap<&Path, usize> = std::collections::HashMap::new();
-        for case in &self.cases {
-            if !finished.contains(case.id().as_str()) {
+        for (position, case) in self.cases.iter().enumerate() {
+            if !finished.contains(&(position as u64)) {
                 *running.entry(case.recording.as_path()).or_default() += 1;
             }
         }

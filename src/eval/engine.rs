@@ -1,7 +1,7 @@
 //! Running cases: concurrently, under the shared transport limits, each result durable as it
 //! finishes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -10,11 +10,14 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::assertion::{Judgement, Observed};
+use super::budget::{Budgeted, CostBudget};
 use super::case::{Case, ExpectedOutcome};
 use super::error::EvalError;
 use super::folder::EvalFolder;
 use super::judge;
-use super::report::{Failure, RunResult};
+use super::matrix::Column;
+use super::report::{AttemptLog, Failure, Noted, RunResult, TokenCounts};
+use super::stream::RunKey;
 use crate::artifacts::RunFolder;
 use crate::inputs::{DirLayer, Limits, gather_over, read_dir_layer};
 use crate::model::{ModelClient, Recorder, Replayer};
@@ -138,6 +141,16 @@ pub struct EvalOptions {
     /// defaults, as `--record` sent them, so a case recorded with `--max-tokens 64` replays
     /// with `--max-tokens 64`.
     pub sampling: SamplingFlags,
+    /// Keep every attempt's reply in the results, passed runs' included (for a matrix or an
+    /// HTML report); a failed run's are always kept.
+    pub keep_replies: bool,
+    /// Prices per model, from `agent.toml`.
+    pub prices: BTreeMap<String, crate::settings::Price>,
+    /// Stop the eval before a request would take its cost over this (US dollars).
+    pub max_cost: Option<f64>,
+    /// On replay, more recordings to answer from after each case's own (another model's
+    /// exchanges, kept apart from the case's recording), found by their requests too.
+    pub also_recordings: Vec<PathBuf>,
 }
 
 /// The sampling flags (`--temperature`, `--max-tokens`, `--seed`, `--top-p`); unset ones
@@ -156,86 +169,160 @@ pub struct SamplingFlags {
     pub context_window: Option<u64>,
 }
 
+/// How the runs of an eval went, counted as they finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Runs that passed.
+    pub passed: u64,
+    /// Runs that failed.
+    pub failed: u64,
+    /// The eval stopped at `--max-cost`.
+    pub out_of_budget: bool,
+}
+
 /// What the engine needs besides the cases.
 pub struct EvalContext<'a> {
     /// The project.
     pub project: &'a Project,
-    /// Settings per agent, for live and record runs (model, parameters, endpoint).
-    pub settings: &'a HashMap<String, Settings>,
-    /// The shared live client (one pacer for the whole pool), for live and record runs; the
-    /// scripted replies of `agent record`.
-    pub live: Option<Arc<dyn ModelClient>>,
+    /// Settings per matrix column and agent, for live and record runs (model, parameters,
+    /// endpoint).
+    pub settings: &'a HashMap<(usize, String), Settings>,
+    /// The live client of each column (one pacer per endpoint, shared by the pool), for live
+    /// and record runs; the scripted replies of `agent record`. A column past the end uses
+    /// the first.
+    pub live: Vec<Arc<dyn ModelClient>>,
     /// Cancelled by Ctrl-C.
     pub cancel: CancellationToken,
     /// Shows progress (hidden when stderr is not a terminal).
     pub progress: indicatif::ProgressBar,
 }
 
-/// Run `cases` (each `repeat` times, skipping the runs in `done`), appending each result to
-/// the eval `folder` as it finishes. Returns the new results.
+/// Run `cases` in every column that runs them (each `repeat` times, skipping the runs in
+/// `done`), appending each result to the eval `folder` as it finishes. Nothing of a result
+/// stays in memory once it is written: the reports are written from the folder's stream.
 pub async fn run_eval(
     context: &EvalContext<'_>,
     cases: &[Case],
+    columns: &[Column],
     options: &EvalOptions,
     folder: &EvalFolder,
-    done: &BTreeSet<(String, u32)>,
-) -> Result<Vec<RunResult>, EvalError> {
-    // What each case runs: an agent, loaded once, or a pipeline, checked once.
+    done: &HashSet<RunKey>,
+) -> Result<Tally, EvalError> {
+    // What each case runs: an agent (or a variant of it), loaded once, or a pipeline,
+    // checked once.
     let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
     for case in cases {
-        let key = target_key(case);
-        if targets.contains_key(&key) {
-            continue;
-        }
-        let problem = |e: String| EvalError::Cases { problems: vec![e] };
-        let target = match &case.pipeline {
-            Some(path) => {
-                Target::Pipeline(check(context.project, path).map_err(|e| problem(e.to_string()))?)
+        for column in columns.iter().filter(|c| c.runs(case)) {
+            let key = target_key(case, column);
+            if targets.contains_key(&key) {
+                continue;
             }
-            None => Target::Agent(Box::new(
-                context
-                    .project
-                    .load(&case.agent)
-                    .map_err(|e| problem(e.to_string()))?,
-            )),
-        };
-        targets.insert(key, Arc::new(target));
+            let problem = |e: String| EvalError::Cases { problems: vec![e] };
+            let target = match (&case.pipeline, &column.variant) {
+                (Some(path), _) => Target::Pipeline(
+                    check(context.project, path).map_err(|e| problem(e.to_string()))?,
+                ),
+                (None, Some(variant)) => Target::Agent(Box::new(variant.load(context.project)?)),
+                (None, None) => Target::Agent(Box::new(
+                    context
+                        .project
+                        .load(&case.agent)
+                        .map_err(|e| problem(e.to_string()))?,
+                )),
+            };
+            targets.insert(key, Arc::new(target));
+        }
     }
     let judge = Arc::new(judge::judge_agent().map_err(|e| EvalError::Cases { problems: vec![e] })?);
-    let clients = Clients::default();
-    let runs: Vec<(&Case, u32)> = cases
+    let also = options
+        .also_recordings
         .iter()
-        .flat_map(|case| (0..options.repeat).map(move |repeat| (case, repeat)))
-        .filter(|(case, repeat)| !done.contains(&(case.id(), *repeat)))
-        .collect();
-    context.progress.set_length(runs.len() as u64);
-    let mut finished = Vec::with_capacity(runs.len());
-    let mut stream = futures::stream::iter(runs)
-        .map(|(case, repeat)| {
-            let target = targets[&target_key(case)].clone();
+        .map(|path| {
+            Replayer::load(path)
+                .map(Arc::new)
+                .map_err(|e| EvalError::Usage {
+                    message: format!("--recording `{}`: {e}", path.display()),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let clients = Clients {
+        also,
+        budget: options
+            .max_cost
+            .map(|limit| Arc::new(CostBudget::new(limit, context.cancel.clone()))),
+        ..Clients::default()
+    };
+    // Runs are made as they are taken, never listed: a million-row dataset costs no memory
+    // here.
+    let runs = || {
+        cases.iter().enumerate().flat_map(move |(position, case)| {
+            columns
+                .iter()
+                .enumerate()
+                .filter(move |(_, column)| column.runs(case))
+                .flat_map(move |(index, column)| {
+                    (0..options.repeat).map(move |repeat| (position, case, index, column, repeat))
+                })
+                .filter(|(position, _, index, _, repeat)| {
+                    !done.contains(&(*position as u64, *index as u32, *repeat))
+                })
+        })
+    };
+    context.progress.set_length(runs().count() as u64);
+    let mut tally = Tally::default();
+    let mut stream = futures::stream::iter(runs())
+        .map(|(position, case, index, column, repeat)| {
+            let target = targets[&target_key(case, column)].clone();
             let judge = judge.clone();
             let clients = &clients;
-            async move { run_case(context, clients, &target, &judge, case, repeat, options).await }
+            async move {
+                let at = Place {
+                    position: position as u64,
+                    index,
+                    column,
+                    repeat,
+                };
+                run_case(context, clients, &target, &judge, case, &at, options).await
+            }
         })
         .buffer_unordered(options.concurrency.max(1));
     while let Some(result) = stream.next().await {
         let Some(result) = result else { continue };
         folder.append(&result)?;
         context.progress.inc(1);
-        if !result.passed {
-            context
-                .progress
-                .set_message(format!("{} failed", result.case));
+        if result.passed {
+            tally.passed += 1;
+        } else {
+            tally.failed += 1;
         }
-        finished.push(result);
+        // Counts as they come, so a run going badly shows before it ends.
+        context.progress.set_message(format!(
+            "{} passed, {} failed{}",
+            tally.passed,
+            tally.failed,
+            if result.passed {
+                String::new()
+            } else {
+                format!(" (last: {})", result.case)
+            }
+        ));
     }
     folder.sync()?;
+    tally.out_of_budget = clients.budget.as_ref().is_some_and(|b| b.exhausted());
     // An interrupted refresh leaves every recording as it was; `--resume` continues from
     // the staged ones.
     if options.mode == Mode::Record && !context.cancel.is_cancelled() {
         clients.commit_recordings()?;
     }
-    Ok(finished)
+    Ok(tally)
+}
+
+/// Where a run sits in the matrix.
+struct Place<'a> {
+    position: u64,
+    index: usize,
+    column: &'a Column,
+    repeat: u32,
 }
 
 /// The staged copy's file name for the recording at `path`: unique per recording, readable.
@@ -256,10 +343,11 @@ enum Target {
     Pipeline(Plan),
 }
 
-fn target_key(case: &Case) -> String {
-    match &case.pipeline {
-        Some(path) => format!("pipeline:{}", path.display()),
-        None => case.agent.clone(),
+fn target_key(case: &Case, column: &Column) -> String {
+    match (&case.pipeline, &column.variant) {
+        (Some(path), _) => format!("pipeline:{}", path.display()),
+        (None, Some(variant)) => format!("variant:{}", variant.path.display()),
+        (None, None) => case.agent.clone(),
     }
 }
 
@@ -270,6 +358,10 @@ type SharedRecorder = Recorder<Arc<dyn ModelClient>>;
 /// each inputs directory per agent.
 #[derive(Default)]
 struct Clients {
+    /// `--recording`: more recordings to answer from.
+    also: Vec<Arc<Replayer>>,
+    /// `--max-cost`, shared by every run.
+    budget: Option<Arc<CostBudget>>,
     layers: Mutex<HashMap<(String, PathBuf), Arc<DirLayer>>>,
     replayers: Mutex<HashMap<PathBuf, Arc<Replayer>>>,
     recorders: Mutex<HashMap<PathBuf, Arc<SharedRecorder>>>,
@@ -307,10 +399,11 @@ impl Clients {
     fn recorder(
         &self,
         context: &EvalContext<'_>,
+        column: usize,
         path: &Path,
         options: &EvalOptions,
     ) -> Option<Arc<SharedRecorder>> {
-        let live = context.live.clone()?;
+        let live = live_client(context, column)?;
         let mut recorders = self.recorders.lock().unwrap_or_else(|e| e.into_inner());
         let recorder = recorders.entry(path.to_owned()).or_insert_with(|| {
             let staging = options.recordings_staged_in.join(staged_name(path));
@@ -360,6 +453,12 @@ struct Produced {
     /// The client and model, for the llm-rubric judge.
     client: Arc<dyn ModelClient>,
     model: String,
+    /// Tokens by kind.
+    counts: TokenCounts,
+    /// Each attempt, its reply included.
+    attempt_log: Vec<AttemptLog>,
+    /// The run folder, with `--artifacts`.
+    run_folder: Option<PathBuf>,
 }
 
 /// Why a run produced nothing to judge.
@@ -402,33 +501,30 @@ async fn run_case(
     target: &Target,
     judge: &Agent,
     case: &Case,
-    repeat: u32,
+    at: &Place<'_>,
     options: &EvalOptions,
 ) -> Option<RunResult> {
     if context.cancel.is_cancelled() {
         return None;
     }
     let mut result = RunResult {
-        case: case.id(),
-        repeat,
-        outcome: RunOutcome::ModelError,
-        passed: false,
-        attempts: 0,
-        tokens: 0,
-        latency_ms: 0,
-        failures: Vec::new(),
-        error: None,
-        warnings: Vec::new(),
+        position: at.position,
+        column: at.column.label.clone(),
+        ..RunResult::new(case.id(), at.repeat)
     };
     let produced = match target {
-        Target::Agent(agent) => produce_agent(context, clients, agent, case, repeat, options).await,
-        Target::Pipeline(plan) => {
-            produce_pipeline(context, clients, plan, case, repeat, options).await
-        }
+        Target::Agent(agent) => produce_agent(context, clients, agent, case, at, options).await,
+        Target::Pipeline(plan) => produce_pipeline(context, clients, plan, case, at, options).await,
     };
     let mut produced = match produced {
         Ok(produced) => produced,
         Err(Unproduced::Interrupted) => return None,
+        // Stopped by `--max-cost`: not run, so `--resume` runs it (with a larger budget).
+        Err(Unproduced::Failed { .. })
+            if clients.budget.as_ref().is_some_and(|b| b.exhausted()) =>
+        {
+            return None;
+        }
         Err(Unproduced::Failed {
             error,
             attempts,
@@ -441,6 +537,17 @@ async fn run_case(
         }
     };
     result.warnings = std::mem::take(&mut produced.warnings);
+    result.model = Some(produced.model.clone());
+    result.usage = produced.counts;
+    result.cost = options.prices.get(&produced.model).map(|price| {
+        price.cost(
+            produced.counts.prompt,
+            produced.counts.cached,
+            produced.counts.completion,
+        )
+    });
+    result.attempt_log = std::mem::take(&mut produced.attempt_log);
+    result.run_folder = produced.run_folder.take();
     result.outcome = produced.outcome;
     result.attempts = produced.attempts;
     result.tokens = produced.tokens;
@@ -497,9 +604,17 @@ async fn run_case(
     if let Some(value) = produced.json.take() {
         let _ = observed.json.set(Some(value));
     }
+    // Assertions that could not be checked (no deliverable): one line for all of them when the
+    // outcome already says why, not a "not checked" per assertion.
+    let mut unchecked: Vec<(String, String)> = Vec::new();
+    let outcome_failed = result.failures.iter().any(|f| f.check == "outcome");
     for check in &case.checks {
         let reason = match check.evaluate(&observed) {
             Judgement::Pass => continue,
+            Judgement::Unchecked(reason) if outcome_failed => {
+                unchecked.push((check.label.clone(), reason));
+                continue;
+            }
             Judgement::Fail(reason) | Judgement::Unchecked(reason) => reason,
             Judgement::Judge(rubric) => {
                 let judge_model = options
@@ -530,7 +645,34 @@ async fn run_case(
             reason,
         });
     }
+    match unchecked.len() {
+        0 => {}
+        1 => {
+            let (check, reason) = unchecked.remove(0);
+            result.failures.push(Failure { check, reason });
+        }
+        count => {
+            let labels: Vec<String> = unchecked.iter().map(|(label, _)| label.clone()).collect();
+            result.failures.push(Failure {
+                check: "assertions".into(),
+                reason: format!(
+                    "{count} not checked ({}): {}",
+                    unchecked[0].1,
+                    labels.join("; ")
+                ),
+            });
+        }
+    }
     result.passed = result.failures.is_empty() && result.error.is_none();
+    if result.passed && !options.keep_replies {
+        // A passed run's replies are in its recording or run folder; the stream keeps only
+        // what the reports of a failure need.
+        for attempt in &mut result.attempt_log {
+            attempt.reply = String::new();
+        }
+    } else {
+        result.reasoning = std::mem::take(&mut produced.reasoning);
+    }
     Some(result)
 }
 
@@ -539,6 +681,29 @@ fn client_for(
     context: &EvalContext<'_>,
     clients: &Clients,
     case: &Case,
+    at: &Place<'_>,
+    options: &EvalOptions,
+    settings: Option<&Settings>,
+) -> Result<(Arc<dyn ModelClient>, String), Unproduced> {
+    let (client, model) = unbudgeted_client_for(context, clients, case, at, options, settings)?;
+    Ok(match &clients.budget {
+        Some(budget) => (
+            Arc::new(Budgeted {
+                client,
+                budget: budget.clone(),
+                price: options.prices.get(&model).copied(),
+            }),
+            model,
+        ),
+        None => (client, model),
+    })
+}
+
+fn unbudgeted_client_for(
+    context: &EvalContext<'_>,
+    clients: &Clients,
+    case: &Case,
+    at: &Place<'_>,
     options: &EvalOptions,
     settings: Option<&Settings>,
 ) -> Result<(Arc<dyn ModelClient>, String), Unproduced> {
@@ -548,8 +713,33 @@ fn client_for(
             let replayer = clients
                 .replayer(&case.recording)
                 .map_err(Unproduced::input)?;
-            let model = replayer.recording().model().unwrap_or("unknown").to_owned();
-            Ok((replayer, model))
+            let client: Arc<dyn ModelClient> = if clients.also.is_empty() {
+                replayer.clone()
+            } else {
+                Arc::new(Replays {
+                    own: replayer.clone(),
+                    also: clients.also.clone(),
+                })
+            };
+            // A recording keyed by request holds each model's exchanges side by side: a
+            // matrix column asks for its model, and a recording made for one model answers
+            // as that model.
+            let model = match &at.column.model {
+                Some(model) => model.clone(),
+                None => replayer
+                    .recording()
+                    .model()
+                    .or_else(|| {
+                        replayer
+                            .recording()
+                            .exchanges
+                            .first()
+                            .map(|e| e.request.model.as_str())
+                    })
+                    .unwrap_or("unknown")
+                    .to_owned(),
+            };
+            Ok((client, model))
         }
         Mode::Live | Mode::Record => {
             let settings = settings
@@ -560,13 +750,10 @@ fn client_for(
                 .to_owned();
             let client: Arc<dyn ModelClient> = if options.mode == Mode::Record {
                 clients
-                    .recorder(context, &case.recording, options)
+                    .recorder(context, at.index, &case.recording, options)
                     .ok_or_else(|| failed("no live endpoint to record from".into()))?
             } else {
-                context
-                    .live
-                    .clone()
-                    .ok_or_else(|| failed("no live endpoint".into()))?
+                live_client(context, at.index).ok_or_else(|| failed("no live endpoint".into()))?
             };
             Ok((client, model))
         }
@@ -603,9 +790,23 @@ fn parameters_for(
     }
 }
 
-fn artifacts_folder(options: &EvalOptions, case: &Case, repeat: u32) -> Option<RunFolder> {
+/// The live client of column `index`.
+fn live_client(context: &EvalContext<'_>, index: usize) -> Option<Arc<dyn ModelClient>> {
+    context
+        .live
+        .get(index)
+        .or_else(|| context.live.first())
+        .cloned()
+}
+
+fn artifacts_folder(options: &EvalOptions, case: &Case, at: &Place<'_>) -> Option<RunFolder> {
     options.artifacts.as_ref().and_then(|dir| {
-        let name = format!("{}-{}", case.name.replace(['/', '#'], "_"), repeat + 1);
+        let name = format!("{}-{}", case.name.replace(['/', '#'], "_"), at.repeat + 1);
+        let dir = if at.column.label.is_empty() {
+            dir.clone()
+        } else {
+            dir.join(at.index.to_string())
+        };
         // The eval folder's lock covers its runs; an earlier try of this run (before a
         // resume) leaves nothing behind that could pass for this one's.
         RunFolder::fresh(&dir.join(&case.agent).join(name))
@@ -619,7 +820,7 @@ async fn produce_agent(
     clients: &Clients,
     agent: &Agent,
     case: &Case,
-    repeat: u32,
+    at: &Place<'_>,
     options: &EvalOptions,
 ) -> Result<Produced, Unproduced> {
     let layer = case
@@ -634,9 +835,11 @@ async fn produce_agent(
         &Limits::default(),
     )
     .map_err(|error| Unproduced::input(error.to_string()))?;
-    let settings = context.settings.get(&case.agent);
-    let (client, model) = client_for(context, clients, case, options, settings)?;
+    let settings = context.settings.get(&(at.index, case.agent.clone()));
+    let (client, model) = client_for(context, clients, case, at, options, settings)?;
     let parameters = parameters_for(agent, options, settings, &model);
+    let folder = artifacts_folder(options, case, at);
+    let run_folder = folder.as_ref().map(|f| f.path().to_owned());
     let outcome = run(
         client.as_ref(),
         Run {
@@ -652,7 +855,7 @@ async fn produce_agent(
                 context_window: parameters.context_window,
                 ..RunOptions::default()
             },
-            folder: artifacts_folder(options, case, repeat),
+            folder,
             cancel: context.cancel.clone(),
         },
     )
@@ -679,7 +882,26 @@ async fn produce_agent(
     }
     let mut warnings = gathered.warnings;
     warnings.extend(report.guarded.iter().map(ToString::to_string));
+    let counts = TokenCounts {
+        prompt: report.usage.prompt_tokens,
+        cached: report.attempts.iter().filter_map(|a| a.cached_tokens).sum(),
+        completion: report.usage.completion_tokens,
+    };
+    let attempt_log = report
+        .attempts
+        .iter_mut()
+        .map(|attempt| AttemptLog {
+            number: attempt.number,
+            outcome: attempt.outcome.to_string(),
+            reply: std::mem::take(&mut attempt.reply),
+            violations: attempt.violations.iter().map(noted).collect(),
+            warnings: attempt.warnings.iter().map(noted).collect(),
+        })
+        .collect();
     Ok(Produced {
+        counts,
+        attempt_log,
+        run_folder,
         outcome: report.outcome,
         attempts: report.attempts.len() as u32,
         tokens: report.usage.total_tokens,
@@ -704,7 +926,7 @@ async fn produce_pipeline(
     clients: &Clients,
     plan: &Plan,
     case: &Case,
-    repeat: u32,
+    at: &Place<'_>,
     options: &EvalOptions,
 ) -> Result<Produced, Unproduced> {
     let failed = |error: String| Unproduced::model(error, 0);
@@ -719,15 +941,16 @@ async fn produce_pipeline(
         context,
         clients,
         case,
+        at,
         options,
-        context.settings.get(&first_agent),
+        context.settings.get(&(at.index, first_agent)),
     )?;
     let parameters = plan
         .steps
         .iter()
         .map(|step| {
             let name = step.agent.prompt.name.clone();
-            let settings = context.settings.get(&name);
+            let settings = context.settings.get(&(at.index, name.clone()));
             (name, parameters_for(&step.agent, options, settings, &model))
         })
         .collect();
@@ -735,7 +958,7 @@ async fn produce_pipeline(
         parameters,
         limits: Limits::default(),
         attempts: case.attempts,
-        folder: artifacts_folder(options, case, repeat),
+        folder: artifacts_folder(options, case, at),
         resume: None,
         cancel: context.cancel.clone(),
     };
@@ -793,5 +1016,47 @@ async fn produce_pipeline(
             .collect(),
         client,
         model,
+        counts: TokenCounts::default(),
+        attempt_log: Vec::new(),
+        run_folder: None,
     })
+}
+
+/// A violation as the reports show it: its text, and its reply line when it has one.
+fn noted(violation: &crate::contract::Violation) -> Noted {
+    Noted {
+        line: match &violation.location {
+            crate::contract::Location::Line { line, .. } => Some(*line),
+            _ => None,
+        },
+        text: violation.to_string(),
+    }
+}
+
+/// A case's recording, then the `--recording` files: each request is answered by the first
+/// that holds it, and a request none holds is stale in the case's own.
+struct Replays {
+    own: Arc<Replayer>,
+    also: Vec<Arc<Replayer>>,
+}
+
+impl ModelClient for Replays {
+    fn complete<'a>(
+        &'a self,
+        request: &'a crate::model::ChatRequest,
+    ) -> crate::model::ModelFuture<'a> {
+        let found = std::iter::once(&self.own)
+            .chain(&self.also)
+            .find_map(|replayer| replayer.recording().find(request).cloned());
+        match found {
+            Some(response) => {
+                Box::pin(async move { crate::model::Completion::from_response(response) })
+            }
+            None => self.own.complete(request),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.own.describe()
+    }
 }

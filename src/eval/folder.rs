@@ -15,7 +15,9 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::error::EvalError;
+use super::matrix::Column;
 use super::report::RunResult;
+use super::stream::ResultsIndex;
 use crate::artifacts::{FolderError, FolderLock, LOCK_FILE};
 
 /// What an eval runs, and with what: saved in its folder, so that `--resume` finishes the
@@ -40,6 +42,13 @@ pub struct Selection {
     /// For live and record evals: each agent's model, endpoint and sampling parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, ModelSetup>,
+    /// The matrix: models, profiles and prompt variants (one unnamed column when none).
+    #[serde(default = "one_column")]
+    pub columns: Vec<Column>,
+}
+
+fn one_column() -> Vec<Column> {
+    vec![Column::default()]
 }
 
 impl Default for Selection {
@@ -53,6 +62,7 @@ impl Default for Selection {
             mode: "replay".into(),
             artifacts: false,
             models: BTreeMap::new(),
+            columns: one_column(),
         }
     }
 }
@@ -127,6 +137,7 @@ const RESULTS_FILE: &str = "results.jsonl";
 pub struct EvalFolder {
     dir: PathBuf,
     selection: Option<Selection>,
+    resumed: bool,
     results: Mutex<Option<std::fs::File>>,
     _lock: FolderLock,
 }
@@ -184,6 +195,7 @@ impl EvalFolder {
         let folder = EvalFolder {
             dir: dir.to_owned(),
             selection: Some(selection.clone()),
+            resumed: false,
             results: Mutex::new(None),
             _lock: lock,
         };
@@ -221,9 +233,67 @@ impl EvalFolder {
         Ok(EvalFolder {
             dir: dir.to_owned(),
             selection,
+            resumed: true,
             results: Mutex::new(None),
             _lock: lock,
         })
+    }
+
+    /// The folder an eval runs in: `resume`'s (locked first, then its saved selection, which
+    /// the flags `given` now must agree with), `out`, or a new one under `parent`. Gives the
+    /// selection to run.
+    pub fn open(
+        resume: Option<&Path>,
+        out: Option<&Path>,
+        parent: &Path,
+        given: &Selection,
+    ) -> Result<(EvalFolder, Selection), EvalError> {
+        match (resume, out) {
+            (Some(dir), _) => {
+                // Locked before anything is read from it: two resumes never both run.
+                let folder = EvalFolder::resume(dir)?;
+                let selection = folder.continued(given)?;
+                Ok((folder, selection))
+            }
+            (None, Some(dir)) => Ok((EvalFolder::create(dir, given)?, given.clone())),
+            (None, None) => Ok((EvalFolder::create_in(parent, given)?, given.clone())),
+        }
+    }
+
+    /// Settle the models a new eval runs against, or check that a resumed one runs against
+    /// the ones it started with; a new eval's `selection.json` records them.
+    pub fn settle_models(
+        &mut self,
+        models: &BTreeMap<String, ModelSetup>,
+    ) -> Result<(), EvalError> {
+        if self.resumed {
+            return self.check_models(models);
+        }
+        let mut selection = self.selection.clone().unwrap_or_default();
+        selection.models = models.clone();
+        let path = self.dir.join(SELECTION_FILE);
+        let mut text = serde_json::to_vec_pretty(&selection).unwrap_or_default();
+        text.push(b'\n');
+        crate::artifacts::write_atomic(&path, &text, true).map_err(|e| {
+            EvalError::Folder(FolderError::Io {
+                action: "write",
+                path: path.clone(),
+                source: e,
+            })
+        })?;
+        self.selection = Some(selection);
+        Ok(())
+    }
+
+    /// Index the runs finished so far (none in a new folder), cutting any line a kill left
+    /// half written.
+    pub fn index(
+        &self,
+        cases: &[super::Case],
+        columns: &[Column],
+    ) -> Result<ResultsIndex, EvalError> {
+        // Appends go through one handle; flush nothing pending by reading a fresh one.
+        ResultsIndex::read(&self.results_path(), cases, columns)
     }
 
     /// The folder.
@@ -287,9 +357,31 @@ impl EvalFolder {
             saved.artifacts.to_string(),
             default.artifacts.to_string(),
         );
+        let labels = |columns: &[Column]| {
+            columns
+                .iter()
+                .map(|c| c.label.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        check(
+            "the matrix (--model, --profile, --variant)",
+            labels(&given.columns),
+            labels(&saved.columns),
+            labels(&default.columns),
+        );
         refuse_conflicts(conflicts)?;
+        // The matrix has the shape it started with (checked above); the models given now
+        // are the ones `check_models` compares with the saved ones, so `--model b` on an eval
+        // started with `a` is refused rather than silently run as `a`.
+        let columns = if given.columns != default.columns {
+            given.columns.clone()
+        } else {
+            saved.columns.clone()
+        };
         Ok(Selection {
             models: BTreeMap::new(),
+            columns,
             ..saved.clone()
         })
     }
@@ -313,46 +405,6 @@ impl EvalFolder {
             }
         }
         refuse_conflicts(conflicts)
-    }
-
-    /// The results of the runs that finished before the eval stopped. A line that is not a
-    /// whole result (a kill in the middle of a write, wherever it came) is dropped and cut
-    /// from the file, so its run is made again and the file holds only whole results.
-    pub fn finished_results(&self) -> Result<Vec<RunResult>, EvalError> {
-        let path = self.results_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(self.results_error(error)),
-        };
-        let mut results = Vec::new();
-        let mut whole = String::with_capacity(text.len());
-        let mut dropped = 0;
-        for line in text.split_inclusive('\n') {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let parsed = line
-                .ends_with('\n')
-                .then(|| serde_json::from_str::<RunResult>(line).ok())
-                .flatten();
-            match parsed {
-                Some(result) => {
-                    results.push(result);
-                    whole.push_str(line);
-                }
-                None => dropped += 1,
-            }
-        }
-        if dropped > 0 {
-            tracing::warn!(
-                "{}: dropped {dropped} line(s) that were not whole results; their runs run again",
-                path.display()
-            );
-            crate::artifacts::write_atomic(&path, whole.as_bytes(), true)
-                .map_err(|e| self.results_error(e))?;
-        }
-        Ok(results)
     }
 
     /// `results.jsonl`.

@@ -3,19 +3,31 @@
 //! Built on [`crate::runner`]: a case is a run with expectations. Cases live in
 //! `fixtures/<agent>/<case>/case.yaml` (or expand from a dataset of variables), run
 //! concurrently under the transport limits of `agent run`, and stream their results to
-//! `results.jsonl` as they finish, so a killed eval resumes where it stopped.
+//! `results.jsonl` as they finish, so a killed eval resumes where it stopped, and every report
+//! is written from that stream. A matrix runs the cases against several models and prompt
+//! variants, side by side.
 
 mod assertion;
+mod budget;
 mod case;
 mod engine;
 mod error;
 mod folder;
+mod html;
 mod judge;
+mod matrix;
+mod outputs;
 mod report;
+mod stream;
 
 pub use assertion::{Assertion, Check};
 pub use case::{Case, Expect, ExpectedOutcome, Selected, discover, select};
-pub use engine::{EvalContext, EvalOptions, Mode, SamplingFlags, Shard, run_eval};
+pub use engine::{EvalContext, EvalOptions, Mode, SamplingFlags, Shard, Tally, run_eval};
 pub use error::EvalError;
 pub use folder::{EvalFolder, ModelSetup, Selection};
-pub use report::{CaseReport, EvalReport, ReportFormat, RunResult, Summary, merge};
+pub use matrix::{Column, Variant};
+pub use report::{
+    AttemptLog, Baseline, CaseReport, ColumnSummary, EvalReport, Noted, ReportFormat, RunResult,
+    Summary, TokenCounts, merge,
+};
+pub use stream::{ReportPlan, ResultsIndex, RunKey, Written, write_reports};

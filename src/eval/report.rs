@@ -3,14 +3,14 @@
 //! shown as a table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::case::{Case, ExpectedOutcome};
+use super::case::ExpectedOutcome;
 use super::engine::Shard;
 use super::error::EvalError;
+use super::outputs::{Outputs, ReportHead};
 use crate::runner::RunOutcome;
 
 /// One run of one case.
@@ -37,6 +37,99 @@ pub struct RunResult {
     /// Warnings about the case's inputs: unknown files, trees cut to budget, tags escaped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The case's place in the eval's stable order: reports are written in that order from
+    /// the results stream, whatever order the runs finished in.
+    #[serde(default)]
+    pub position: u64,
+    /// The matrix column (model and prompt variant) the run belongs to; empty when the eval
+    /// has one column.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub column: String,
+    /// The model that was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Tokens by kind, as the server reported them.
+    #[serde(default)]
+    pub usage: TokenCounts,
+    /// What the run cost by the prices in `agent.toml`; none when the model has no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    /// Each attempt: its reply (kept for failed runs, and for every run of a matrix or an
+    /// HTML report), violations and warnings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempt_log: Vec<AttemptLog>,
+    /// The final reasoning, kept with the replies.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning: String,
+    /// The run's folder, with `--artifacts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_folder: Option<std::path::PathBuf>,
+}
+
+impl RunResult {
+    /// A run of `case` that has produced nothing yet (counted as a model error until it does).
+    pub fn new(case: String, repeat: u32) -> RunResult {
+        RunResult {
+            case,
+            repeat,
+            outcome: RunOutcome::ModelError,
+            passed: false,
+            attempts: 0,
+            tokens: 0,
+            latency_ms: 0,
+            failures: Vec::new(),
+            error: None,
+            warnings: Vec::new(),
+            position: 0,
+            column: String::new(),
+            model: None,
+            usage: TokenCounts::default(),
+            cost: None,
+            attempt_log: Vec::new(),
+            reasoning: String::new(),
+            run_folder: None,
+        }
+    }
+}
+
+/// Tokens of one run, by kind.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct TokenCounts {
+    /// Prompt tokens, cached ones included.
+    pub prompt: u64,
+    /// Prompt tokens the server served from its cache.
+    #[serde(default)]
+    pub cached: u64,
+    /// Reply tokens.
+    pub completion: u64,
+}
+
+/// One attempt of a run, as the reports show it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AttemptLog {
+    /// 1-based.
+    pub number: u32,
+    /// `valid`, `declined` or `invalid`.
+    pub outcome: String,
+    /// The reply text (empty when not kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reply: String,
+    /// Hard violations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Noted>,
+    /// Soft violations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Noted>,
+}
+
+/// A violation or warning, with the reply line it points at when it points at one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Noted {
+    /// The 1-based reply line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The violation as the re-ask states it.
+    pub text: String,
 }
 
 /// A failed expectation.
@@ -63,6 +156,9 @@ pub struct CaseReport {
     pub tags: Vec<String>,
     /// The outcome it expects.
     pub expected: ExpectedOutcome,
+    /// The matrix column; empty when the eval has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub column: String,
     /// Each repeat.
     pub runs: Vec<RunResult>,
     /// Passed repeats over repeats.
@@ -84,6 +180,96 @@ pub struct Summary {
     pub runs: usize,
     /// Tokens.
     pub tokens: u64,
+    /// What the runs cost by the prices in `agent.toml`; none when no model has a price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+}
+
+/// One column of a matrix (a model, a prompt variant, or both): how it did over the cases.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ColumnSummary {
+    /// The column (`model`, `model · variant`); empty when the eval has one.
+    pub column: String,
+    /// Cases run in this column.
+    pub cases: usize,
+    /// Cases passed.
+    pub passed: usize,
+    /// Passed over cases.
+    pub pass_rate: f64,
+    /// Runs whose first attempt was valid (or a valid refusal), over runs.
+    pub first_attempt_valid: f64,
+    /// Attempts per run.
+    pub mean_attempts: f64,
+    /// Tokens.
+    pub tokens: u64,
+    /// Median model time of a run.
+    pub latency_p50_ms: u64,
+    /// 95th percentile model time of a run.
+    pub latency_p95_ms: u64,
+    /// Cost; none when the column's model has no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
+    #[serde(skip)]
+    runs: usize,
+    #[serde(skip)]
+    first_valid: usize,
+    #[serde(skip)]
+    attempts: u64,
+    #[serde(skip)]
+    latencies: Vec<u64>,
+}
+
+impl ColumnSummary {
+    pub(crate) fn named(column: &str) -> ColumnSummary {
+        ColumnSummary {
+            column: column.to_owned(),
+            ..ColumnSummary::default()
+        }
+    }
+
+    /// Count one case of this column.
+    pub(crate) fn add(&mut self, case: &CaseReport) {
+        self.cases += 1;
+        self.passed += usize::from(case.passed);
+        for run in &case.runs {
+            self.runs += 1;
+            self.attempts += u64::from(run.attempts);
+            self.tokens += run.tokens;
+            // Model time is a u64 of milliseconds per run: eight bytes a run is what the
+            // percentiles need.
+            self.latencies.push(run.latency_ms);
+            let first_valid = run
+                .attempt_log
+                .first()
+                .is_some_and(|a| a.outcome == "valid" || a.outcome == "declined")
+                || (run.attempt_log.is_empty()
+                    && run.attempts == 1
+                    && matches!(run.outcome, RunOutcome::Valid | RunOutcome::Declined));
+            self.first_valid += usize::from(first_valid);
+            if let Some(cost) = run.cost {
+                *self.cost.get_or_insert(0.0) += cost;
+            }
+        }
+    }
+
+    /// Work out the rates and percentiles.
+    pub(crate) fn close(&mut self) {
+        let runs = self.runs.max(1) as f64;
+        self.pass_rate = self.passed as f64 / self.cases.max(1) as f64;
+        self.first_attempt_valid = self.first_valid as f64 / runs;
+        self.mean_attempts = self.attempts as f64 / runs;
+        self.latencies.sort_unstable();
+        let at = |q: f64| -> u64 {
+            if self.latencies.is_empty() {
+                return 0;
+            }
+            let rank = (q * self.latencies.len() as f64).ceil() as usize;
+            self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+        };
+        self.latency_p50_ms = at(0.5);
+        self.latency_p95_ms = at(0.95);
+        self.latencies = Vec::new();
+    }
 }
 
 /// What changed against a baseline report.
@@ -108,6 +294,10 @@ pub enum ReportFormat {
     Junit,
     /// `.md`: for people and pull requests.
     Markdown,
+    /// `.html`: one self-contained page to look at.
+    Html,
+    /// The terminal table.
+    Table,
 }
 
 impl ReportFormat {
@@ -121,10 +311,12 @@ impl ReportFormat {
             "json" => Ok(ReportFormat::Json),
             "xml" => Ok(ReportFormat::Junit),
             "md" | "markdown" => Ok(ReportFormat::Markdown),
+            "html" | "htm" => Ok(ReportFormat::Html),
+            "txt" => Ok(ReportFormat::Table),
             other => Err(EvalError::Report {
                 path: path.to_owned(),
                 message: format!(
-                    "unknown report format `.{other}`; use .json, .xml (JUnit) or .md"
+                    "unknown report format `.{other}`; use .json, .xml (JUnit), .md or .html"
                 ),
             }),
         }
@@ -166,6 +358,9 @@ pub struct EvalReport {
     pub cases: Vec<CaseReport>,
     /// Totals.
     pub summary: Summary,
+    /// Per matrix column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnSummary>,
     /// Against `--baseline`.
     pub baseline: Option<BaselineDiff>,
     /// Wall time.
@@ -173,71 +368,31 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
-    /// Build the report of `cases` from `results` (which may miss some, if interrupted).
-    pub fn build(
-        cases: &[Case],
-        results: &[RunResult],
-        mode: &str,
-        min_pass_rate: f64,
-        repeat: u32,
-    ) -> EvalReport {
-        let mut by_case: BTreeMap<&str, Vec<RunResult>> = BTreeMap::new();
-        for result in results {
-            by_case
-                .entry(result.case.as_str())
-                .or_default()
-                .push(result.clone());
-        }
-        let mut partial = false;
-        let mut reports = Vec::new();
-        for case in cases {
-            let id = case.id();
-            let mut runs = by_case.remove(id.as_str()).unwrap_or_default();
-            runs.sort_by_key(|r| r.repeat);
-            if runs.len() < repeat as usize {
-                partial = true;
-            }
-            if runs.is_empty() {
-                continue;
-            }
-            reports.push(case_report(
-                id,
-                &case.agent,
-                &case.name,
-                case.description.clone(),
-                case.tags.clone(),
-                case.expect.outcome,
-                runs,
-                min_pass_rate,
-            ));
-        }
-        let mut report = EvalReport {
-            version: 1,
-            mode: mode.to_owned(),
-            shard: None,
-            partial,
-            min_pass_rate,
-            cases: reports,
-            summary: Summary::default(),
-            baseline: None,
-            elapsed_ms: 0,
+    /// The totals a report opens with, counted from its cases.
+    pub(crate) fn head(&self) -> ReportHead {
+        let mut head = ReportHead {
+            mode: self.mode.clone(),
+            shard: self.shard.clone(),
+            partial: self.partial,
+            min_pass_rate: self.min_pass_rate,
+            baseline: self.baseline.clone(),
+            elapsed_ms: self.elapsed_ms,
+            ..ReportHead::default()
         };
-        report.summarize();
-        report
+        for case in &self.cases {
+            head.add(case);
+        }
+        head.close();
+        head
     }
 
     fn summarize(&mut self) {
-        self.summary = Summary {
-            cases: self.cases.len(),
-            passed: self.cases.iter().filter(|c| c.passed).count(),
-            failed: self.cases.iter().filter(|c| !c.passed).count(),
-            runs: self.cases.iter().map(|c| c.runs.len()).sum(),
-            tokens: self
-                .cases
-                .iter()
-                .flat_map(|c| &c.runs)
-                .map(|r| r.tokens)
-                .sum(),
+        let head = self.head();
+        self.summary = head.summary;
+        self.columns = if head.columns.iter().any(|c| !c.column.is_empty()) {
+            head.columns
+        } else {
+            Vec::new()
         };
     }
 
@@ -252,27 +407,11 @@ impl EvalReport {
 
     /// Compare with an earlier report.
     pub fn compare(&mut self, baseline: &EvalReport) {
-        let before: BTreeMap<&str, bool> = baseline
-            .cases
-            .iter()
-            .map(|c| (c.id.as_str(), c.passed))
-            .collect();
-        let now: BTreeSet<&str> = self.cases.iter().map(|c| c.id.as_str()).collect();
-        let mut diff = BaselineDiff::default();
+        let mut comparison = Baseline::of(baseline).comparison();
         for case in &self.cases {
-            match before.get(case.id.as_str()) {
-                None => diff.new.push(case.id.clone()),
-                Some(true) if !case.passed => diff.regressed.push(case.id.clone()),
-                Some(false) if case.passed => diff.improved.push(case.id.clone()),
-                Some(_) => {}
-            }
+            comparison.add(case);
         }
-        diff.missing = before
-            .keys()
-            .filter(|id| !now.contains(*id))
-            .map(|id| (*id).to_owned())
-            .collect();
-        self.baseline = Some(diff);
+        self.baseline = Some(comparison.finish());
     }
 
     /// Read a JSON report.
@@ -281,242 +420,126 @@ impl EvalReport {
             path: path.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
-        serde_json::from_str(&text).map_err(|e| error(format!("not an eval JSON report: {e}")))
+        let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+        serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| error(format!("not an eval JSON report: {e}")))
     }
 
-    /// Write the report; the format follows the extension: `.json`, `.xml` (JUnit), `.md`.
+    /// Write the report; the format follows the extension: `.json`, `.xml` (JUnit), `.md`,
+    /// `.html`.
     pub fn write(&self, path: &Path) -> Result<(), EvalError> {
-        let text = match ReportFormat::of(path)? {
-            ReportFormat::Json => serde_json::to_string_pretty(self).unwrap_or_default() + "\n",
-            ReportFormat::Junit => self.junit(),
-            ReportFormat::Markdown => self.markdown(),
-        };
-        crate::artifacts::write_atomic(path, text.as_bytes(), true).map_err(|source| {
-            EvalError::Write {
-                path: path.to_owned(),
-                source,
+        let mut outputs = Outputs::open(self.head(), &[path.to_owned()])?;
+        for case in &self.cases {
+            outputs.case(case, None)?;
+        }
+        outputs.finish().map(drop)
+    }
+
+    fn render(&self, format: ReportFormat) -> String {
+        let rendered = Outputs::in_memory(self.head(), format).and_then(|mut outputs| {
+            for case in &self.cases {
+                outputs.case(case, None)?;
             }
-        })
+            outputs.finish()
+        });
+        rendered
+            .ok()
+            .and_then(|mut texts| texts.pop())
+            .unwrap_or_default()
     }
 
     /// JUnit XML: a suite per agent, a testcase per case, a failure per failed case.
     pub fn junit(&self) -> String {
-        let mut by_agent: BTreeMap<&str, Vec<&CaseReport>> = BTreeMap::new();
-        for case in &self.cases {
-            by_agent.entry(case.agent.as_str()).or_default().push(case);
-        }
-        let seconds = |cases: &[&CaseReport]| -> f64 {
-            cases
-                .iter()
-                .flat_map(|c| &c.runs)
-                .map(|r| r.latency_ms as f64 / 1000.0)
-                .sum()
-        };
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let failed = self.cases.iter().filter(|c| !c.passed).count();
-        // An interrupted eval is one error, so that no CI reads a partial report as complete.
-        let errors = usize::from(self.partial);
-        let _ = writeln!(
-            xml,
-            "<testsuites name=\"agent eval\" tests=\"{}\" failures=\"{failed}\" errors=\"{errors}\" time=\"{:.3}\">",
-            self.cases.len() + errors,
-            self.elapsed_ms as f64 / 1000.0
-        );
-        for (agent, cases) in by_agent {
-            let failures = cases.iter().filter(|c| !c.passed).count();
-            let _ = writeln!(
-                xml,
-                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
-                escape(agent),
-                cases.len(),
-                seconds(&cases)
-            );
-            for case in cases {
-                let _ = write!(
-                    xml,
-                    "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
-                    escape(agent),
-                    escape(&case.name),
-                    seconds(&[case])
-                );
-                if case.passed {
-                    xml.push_str("/>\n");
-                    continue;
-                }
-                let first = case
-                    .runs
-                    .iter()
-                    .find(|r| !r.passed)
-                    .map(first_reason)
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    xml,
-                    ">\n      <failure message=\"{}\" type=\"assertion\">",
-                    escape(&first)
-                );
-                for run in case.runs.iter().filter(|r| !r.passed) {
-                    let _ = writeln!(xml, "{}", escape(&run_details(run, case.runs.len())));
-                }
-                xml.push_str("      </failure>\n    </testcase>\n");
-            }
-            xml.push_str("  </testsuite>\n");
-        }
-        if self.partial {
-            xml.push_str(concat!(
-                "  <testsuite name=\"agent eval\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"0.000\">\n",
-                "    <testcase classname=\"agent eval\" name=\"interrupted\">\n",
-                "      <error type=\"interrupted\" message=\"the eval was interrupted: this report is partial, and the cases not run are missing from it\"/>\n",
-                "    </testcase>\n",
-                "  </testsuite>\n",
-            ));
-        }
-        xml.push_str("</testsuites>\n");
-        xml
+        self.render(ReportFormat::Junit)
     }
 
     /// A Markdown report.
     pub fn markdown(&self) -> String {
-        let mut text = format!(
-            "# agent eval\n\n{} of {} cases passed ({} runs, {} tokens, mode {}{}){}\n",
-            self.summary.passed,
-            self.summary.cases,
-            self.summary.runs,
-            self.summary.tokens,
-            self.mode,
-            self.shard
-                .as_ref()
-                .map(|s| format!(", shard {s}"))
-                .unwrap_or_default(),
-            if self.partial {
-                " **partial: interrupted**"
-            } else {
-                ""
-            }
-        );
-        if let Some(diff) = &self.baseline {
-            let _ = writeln!(
-                text,
-                "\nAgainst the baseline: {} regressed, {} improved, {} new, {} missing.",
-                diff.regressed.len(),
-                diff.improved.len(),
-                diff.new.len(),
-                diff.missing.len()
-            );
-            for id in &diff.regressed {
-                let _ = writeln!(text, "- regressed: `{id}`");
-            }
-        }
-        let mut agent = "";
-        for case in &self.cases {
-            if case.agent != agent {
-                agent = &case.agent;
-                let _ = writeln!(
-                    text,
-                    "\n## {agent}\n\n| case | result | outcome | attempts | tokens | latency | failures |\n|---|---|---|---|---|---|---|"
-                );
-            }
-            let run = case.runs.last();
-            let failures: Vec<String> = case
-                .runs
-                .iter()
-                .filter(|r| !r.passed)
-                .map(first_reason)
-                .collect();
-            let _ = writeln!(
-                text,
-                "| {} | {} | {} | {} | {} | {} ms | {} |",
-                case.name,
-                result_word(case),
-                run.map(|r| outcome_word(r.outcome)).unwrap_or("-"),
-                run.map_or(0, |r| r.attempts),
-                case.runs.iter().map(|r| r.tokens).sum::<u64>(),
-                case.runs.iter().map(|r| r.latency_ms).sum::<u64>(),
-                failures
-                    .first()
-                    .map(|f| f.replace('|', "\\|"))
-                    .unwrap_or_default()
-            );
-        }
-        text
+        self.render(ReportFormat::Markdown)
     }
 
     /// The table for people (stdout).
     pub fn table(&self) -> String {
-        let width = self
-            .cases
-            .iter()
-            .map(|c| c.id.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        let mut text = format!(
-            "{:width$}  {:6}  {:9}  {:>8}  {:>8}  {:>9}\n",
-            "case", "result", "outcome", "attempts", "tokens", "latency"
-        );
-        for case in &self.cases {
-            let run = case.runs.last();
-            let _ = writeln!(
-                text,
-                "{:width$}  {:6}  {:9}  {:>8}  {:>8}  {:>7}ms",
-                case.id,
-                result_word(case),
-                run.map(|r| outcome_word(r.outcome)).unwrap_or("-"),
-                run.map_or(0, |r| r.attempts),
-                case.runs.iter().map(|r| r.tokens).sum::<u64>(),
-                case.runs.iter().map(|r| r.latency_ms).sum::<u64>(),
-            );
-            for run in case.runs.iter().filter(|r| !r.passed) {
-                for line in run_details(run, case.runs.len()).lines() {
-                    let _ = writeln!(text, "{:width$}    {line}", "");
-                }
-            }
-            if let Some(run) = case.runs.first() {
-                for warning in &run.warnings {
-                    let _ = writeln!(
-                        text,
-                        "{:width$}    warning: {}",
-                        "",
-                        crate::text::clip(warning, 160)
-                    );
-                }
-            }
+        self.render(ReportFormat::Table)
+    }
+}
+
+/// A baseline report, reduced to what a comparison needs: which case passed in which column.
+pub struct Baseline {
+    passed: std::collections::HashMap<String, bool>,
+}
+
+impl Baseline {
+    /// The outcomes of `report`'s cases.
+    pub fn of(report: &EvalReport) -> Baseline {
+        Baseline {
+            passed: report
+                .cases
+                .iter()
+                .map(|c| (column_key(&c.id, &c.column), c.passed))
+                .collect(),
         }
-        let _ = writeln!(
-            text,
-            "\n{} of {} cases passed, {} failed; {} runs, {} tokens{}{}",
-            self.summary.passed,
-            self.summary.cases,
-            self.summary.failed,
-            self.summary.runs,
-            self.summary.tokens,
-            self.shard
-                .as_ref()
-                .map(|s| format!("; shard {s}"))
-                .unwrap_or_default(),
-            if self.partial {
-                "; PARTIAL (interrupted)"
-            } else {
-                ""
-            }
-        );
-        if let Some(diff) = &self.baseline {
-            let _ = writeln!(
-                text,
-                "against the baseline: {} regressed, {} improved, {} new, {} missing",
-                diff.regressed.len(),
-                diff.improved.len(),
-                diff.new.len(),
-                diff.missing.len()
-            );
-            for id in &diff.regressed {
-                let _ = writeln!(text, "  regressed: {id}");
-            }
-            for id in &diff.improved {
-                let _ = writeln!(text, "  improved:  {id}");
-            }
+    }
+
+    /// Start comparing cases against it.
+    pub(crate) fn comparison(self) -> Comparison {
+        Comparison {
+            baseline: self,
+            seen: BTreeSet::new(),
+            diff: BaselineDiff::default(),
         }
-        text
+    }
+}
+
+/// `id`, or `id [column]` in a matrix: a case's identity in a baseline.
+pub(crate) fn column_key(id: &str, column: &str) -> String {
+    if column.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{id} [{column}]")
+    }
+}
+
+/// Cases compared with a baseline one at a time.
+pub(crate) struct Comparison {
+    baseline: Baseline,
+    seen: BTreeSet<String>,
+    diff: BaselineDiff,
+}
+
+impl Comparison {
+    /// Compare one case: with the same case in the same column, or, against a baseline of one
+    /// column, with the same case there (so each model and variant is held to it).
+    pub(crate) fn add(&mut self, case: &CaseReport) {
+        let key = column_key(&case.id, &case.column);
+        let found = [key.clone(), case.id.clone()]
+            .into_iter()
+            .find(|k| self.baseline.passed.contains_key(k));
+        let Some(found) = found else {
+            self.diff.new.push(key);
+            return;
+        };
+        let before = self.baseline.passed[&found];
+        if before && !case.passed {
+            self.diff.regressed.push(key);
+        } else if !before && case.passed {
+            self.diff.improved.push(key);
+        }
+        self.seen.insert(found);
+    }
+
+    /// The differences, the baseline's cases not run now among them.
+    pub(crate) fn finish(mut self) -> BaselineDiff {
+        let mut missing: Vec<String> = self
+            .baseline
+            .passed
+            .keys()
+            .filter(|k| !self.seen.contains(*k))
+            .cloned()
+            .collect();
+        missing.sort();
+        self.diff.missing = missing;
+        self.diff
     }
 }
 
@@ -524,8 +547,9 @@ impl EvalReport {
     clippy::too_many_arguments,
     reason = "a plain constructor of a report row"
 )]
-fn case_report(
+pub(crate) fn case_report(
     id: String,
+    column: String,
     agent: &str,
     name: &str,
     description: Option<String>,
@@ -538,6 +562,7 @@ fn case_report(
     let pass_rate = passes as f64 / runs.len().max(1) as f64;
     CaseReport {
         id,
+        column,
         agent: agent.to_owned(),
         name: name.to_owned(),
         description,
@@ -549,7 +574,7 @@ fn case_report(
     }
 }
 
-fn result_word(case: &CaseReport) -> String {
+pub(crate) fn result_word(case: &CaseReport) -> String {
     match (case.passed, case.runs.len()) {
         (true, 1) => "pass".into(),
         (false, 1) => "FAIL".into(),
@@ -561,7 +586,7 @@ fn result_word(case: &CaseReport) -> String {
     }
 }
 
-fn outcome_word(outcome: RunOutcome) -> &'static str {
+pub(crate) fn outcome_word(outcome: RunOutcome) -> &'static str {
     match outcome {
         RunOutcome::Valid => "valid",
         RunOutcome::Declined => "declined",
@@ -571,7 +596,7 @@ fn outcome_word(outcome: RunOutcome) -> &'static str {
     }
 }
 
-fn first_reason(run: &RunResult) -> String {
+pub(crate) fn first_reason(run: &RunResult) -> String {
     if let Some(error) = &run.error {
         return crate::text::clip(error.lines().next().unwrap_or(""), 200);
     }
@@ -582,7 +607,7 @@ fn first_reason(run: &RunResult) -> String {
 }
 
 /// Why a run failed, a line per reason; the repeat is named only when the case ran repeatedly.
-fn run_details(run: &RunResult, repeats: usize) -> String {
+pub(crate) fn run_details(run: &RunResult, repeats: usize) -> String {
     let repeat = if repeats > 1 {
         format!("repeat {}: ", run.repeat + 1)
     } else {
@@ -598,7 +623,7 @@ fn run_details(run: &RunResult, repeats: usize) -> String {
     lines.join("\n")
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
         match ch {
@@ -704,8 +729,6 @@ mod tests {
 
     fn result(case: &str, passed: bool) -> RunResult {
         RunResult {
-            case: case.into(),
-            repeat: 0,
             outcome: RunOutcome::Valid,
             passed,
             attempts: 1,
@@ -719,8 +742,7 @@ mod tests {
                     reason: "does not contain \"<x>\" & more".into(),
                 }]
             },
-            error: None,
-            warnings: Vec::new(),
+            ..RunResult::new(case.into(), 0)
         }
     }
 
@@ -731,6 +753,7 @@ mod tests {
                 let (agent, name) = id.split_once('/').expect("agent/name");
                 case_report(
                     (*id).into(),
+                    String::new(),
                     agent,
                     name,
                     None,
@@ -749,6 +772,7 @@ mod tests {
             min_pass_rate: 1.0,
             cases,
             summary: Summary::default(),
+            columns: Vec::new(),
             baseline: None,
             elapsed_ms: 0,
         };

@@ -163,6 +163,13 @@ pub enum ModelError {
         /// What went wrong.
         message: String,
     },
+    /// A request refused because the eval's cost limit (`--max-cost`) would pass.
+    #[error("{message}")]
+    #[diagnostic(code(agent::model::budget))]
+    Budget {
+        /// The limit, what was spent and what the request may cost.
+        message: String,
+    },
 }
 
 /// The most of a server's error message kept: enough for the longest real ones (a vLLM

@@ -105,6 +105,13 @@ pub struct AttemptRecord {
     /// What was left out or lowered to fit the context window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fitted: Option<String>,
+    /// Prompt tokens the server served from its cache (`usage.prompt_tokens_details`), if it
+    /// said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cached_tokens: Option<u64>,
+    /// The reply text, for eval reports; the run folder keeps it as `reply.md`.
+    #[serde(skip)]
+    pub reply: String,
 }
 
 /// An attempt whose request never got a reply.

@@ -417,6 +417,11 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
             reasoning_blocks: extracted.reasoning.len(),
             max_tokens: sent_max_tokens.filter(|_| fitted.is_some()),
             fitted,
+            cached_tokens: completion
+                .raw
+                .pointer("/usage/prompt_tokens_details/cached_tokens")
+                .and_then(serde_json::Value::as_u64),
+            reply: completion.content.clone(),
         });
         report.reasoning = reasoning;
         match verdict.outcome {
