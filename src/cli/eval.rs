@@ -99,6 +99,9 @@ pub struct EvalRunArgs {
     /// The model that grades `llm-rubric` assertions [default: the case's model].
     #[arg(long, value_name = "NAME")]
     pub judge_model: Option<String>,
+    /// For JSON agents: ask the server to constrain each reply, unless a case sets its own `response_format`.
+    #[arg(long, value_enum, default_value = "none")]
+    pub response_format: crate::runner::ResponseFormat,
     /// Model choice and parameters, for --live and --record.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -255,10 +258,19 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         repeat: selection.repeat,
         artifacts: selection.artifacts.then(|| folder.path().join("runs")),
         judge_model: args.judge_model.clone(),
+        response_format: args.response_format,
         whole_recordings: selected.whole_recordings(&done),
         recordings_staged_in: folder.path().join("recordings"),
     };
-    let fresh = run_eval(&context, cases, &options, &folder, &done).await?;
+    // The bar's message carries the live token counts of streamed replies.
+    let live_counts = if quiet {
+        crate::progress::Progress::off()
+    } else {
+        crate::progress::Progress::bar(progress.clone())
+    };
+    let fresh = live_counts
+        .scope(run_eval(&context, cases, &options, &folder, &done))
+        .await?;
     progress.finish_and_clear();
     let mut results = previous;
     results.extend(fresh);

@@ -212,6 +212,7 @@ async fn record_case(
         repeat: 1,
         artifacts: None,
         judge_model: None,
+        response_format: crate::runner::ResponseFormat::None,
         whole_recordings: selected.whole_recordings(&BTreeSet::new()),
         recordings_staged_in: folder.path().join("recordings"),
     };
@@ -284,6 +285,7 @@ async fn record_pipeline(
         parameters,
         limits: args.inputs.limits(),
         attempts: args.attempts,
+        response_format: crate::runner::ResponseFormat::None,
         folder: None,
         resume: None,
         cancel: cancel.clone(),

@@ -107,6 +107,8 @@ pub struct PipelineOptions {
     pub limits: Limits,
     /// Attempts per step, unless a step sets its own.
     pub attempts: u32,
+    /// `response_format` per step, unless a step sets its own.
+    pub response_format: crate::runner::ResponseFormat,
     /// The run folder: one sub-folder per step, and `pipeline.json`.
     pub folder: Option<RunFolder>,
     /// The run being resumed (its folder is `folder`).
@@ -472,6 +474,7 @@ async fn run_step(
             top_p: parameters.top_p,
             options: RunOptions {
                 attempts: step.attempts.unwrap_or(options.attempts).max(1),
+                response_format: step.response_format.unwrap_or(options.response_format),
                 ..RunOptions::default()
             },
             folder,
