@@ -342,3 +342,110 @@ async fn a_server_that_refuses_every_form_gets_a_hint_naming_the_profiles() {
         "the original form, then the learned one"
     );
 }
+
+/// Every server answer here is the valid reply, streamed or whole as asked.
+fn answer(_: usize, body: &Value) -> Reply {
+    llama_cpp_python(0, &json!({"stream": body["stream"]}))
+}
+
+fn formats_sent(server: &SseServer) -> Vec<Value> {
+    server
+        .bodies()
+        .iter()
+        .map(|b| b["response_format"]["type"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eval_takes_response_format_from_the_flag_and_a_case_from_its_own_file() {
+    let server = SseServer::start(Arc::new(answer)).await;
+    let dir = project::answer_project();
+    let out = dir.path().join("eval-flag");
+    let output = agent(
+        dir.path(),
+        &server,
+        &[
+            "eval",
+            "answer",
+            "--live",
+            "--response-format",
+            "json-object",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(formats_sent(&server), vec![json!("json_object")]);
+
+    project::write(
+        dir.path(),
+        "fixtures/answer/one/case.yaml",
+        "description: One question\nresponse_format: json-schema\nexpect: { outcome: valid }\n",
+    );
+    let out = dir.path().join("eval-case");
+    let output = agent(
+        dir.path(),
+        &server,
+        &[
+            "eval",
+            "answer",
+            "--live",
+            "--response-format",
+            "json-object",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        formats_sent(&server)[1],
+        json!("json_schema"),
+        "the case's own wins"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pipeline_run_takes_response_format_from_the_flag_and_a_step_from_its_own() {
+    let server = SseServer::start(Arc::new(answer)).await;
+    let dir = project::answer_project();
+    let output = agent(
+        dir.path(),
+        &server,
+        &[
+            "pipeline",
+            "run",
+            "pipelines/answer.yaml",
+            "--response-format",
+            "json-object",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(formats_sent(&server), vec![json!("json_object")]);
+
+    project::write(
+        dir.path(),
+        "pipelines/answer.yaml",
+        "name: answer\ndescription: One question answered\noutput: ask\nsteps:\n  ask:\n    agent: answer\n    response_format: json-schema\n    inputs:\n      QUESTION: what is the release status\n",
+    );
+    let output = agent(
+        dir.path(),
+        &server,
+        &[
+            "pipeline",
+            "run",
+            "pipelines/answer.yaml",
+            "--response-format",
+            "json-object",
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(
+        formats_sent(&server)[1],
+        json!("json_schema"),
+        "the step's own wins"
+    );
+}
