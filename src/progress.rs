@@ -111,13 +111,28 @@ pub async fn call<F: Future>(label: impl FnOnce() -> String, work: F) -> F::Outp
         tokens: AtomicU64::new(0),
     });
     sink.lock().calls.push(call.clone());
-    let output = CALL.scope(call.clone(), work).await;
-    let mut state = sink.lock();
-    state.calls.retain(|c| !Arc::ptr_eq(c, &call));
-    if state.calls.is_empty() && state.drawn {
-        sink.clear(&mut state);
+    // Removed when the call ends, and also when it is dropped unfinished (Ctrl-C).
+    let _in_flight = InFlight {
+        sink: sink.clone(),
+        call: call.clone(),
+    };
+    CALL.scope(call, work).await
+}
+
+/// A call on the line until dropped.
+struct InFlight {
+    sink: Arc<Sink>,
+    call: Arc<Call>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.sink.lock();
+        state.calls.retain(|c| !Arc::ptr_eq(c, &self.call));
+        if state.calls.is_empty() && state.drawn {
+            self.sink.clear(&mut state);
+        }
     }
-    output
 }
 
 /// `n` more tokens arrived for the call in scope.
@@ -136,6 +151,8 @@ pub(crate) fn tokens(n: u64) {
 
 /// The server counted `completion_tokens` for the call in scope: its count replaces ours.
 pub(crate) fn reported(completion_tokens: u64) {
+    // A server's number: held to the largest count believed, so sums cannot wrap.
+    let completion_tokens = completion_tokens.min(1 << 53);
     let _ = CALL.try_with(|call| {
         let before = call.tokens.swap(completion_tokens, Ordering::Relaxed);
         if let Ok(Some(sink)) = DISPLAY.try_with(|p| p.sink.clone()) {
