@@ -127,6 +127,59 @@ pub(crate) enum StreamProblem {
     },
 }
 
+type Raw<'a> = Option<&'a serde_json::value::RawValue>;
+
+/// A chunk as read: its text borrowed where it has no escapes, the rest left raw until needed.
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    id: Raw<'a>,
+    #[serde(borrow)]
+    created: Raw<'a>,
+    #[serde(borrow)]
+    model: Raw<'a>,
+    #[serde(borrow)]
+    system_fingerprint: Raw<'a>,
+    #[serde(borrow)]
+    usage: Raw<'a>,
+    #[serde(borrow)]
+    timings: Raw<'a>,
+    #[serde(borrow)]
+    error: Raw<'a>,
+    #[serde(borrow)]
+    choices: Option<Vec<Choice<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Choice<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    finish_reason: Raw<'a>,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(borrow)]
+    message: Option<Delta<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    role: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    content: Raw<'a>,
+    #[serde(borrow)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A raw value parsed (it is valid JSON: it was read as part of one).
+fn parse(raw: &serde_json::value::RawValue) -> Option<Value> {
+    serde_json::from_str(raw.get()).ok()
+}
+
 /// Folds chunks into one chat completion body.
 #[derive(Debug, Default)]
 pub(crate) struct Assembler {
@@ -157,19 +210,15 @@ impl Assembler {
         if data.is_empty() {
             return Ok(Step::default());
         }
-        let chunk: Value = serde_json::from_str(data).map_err(|_| StreamProblem::NotJson {
+        // Read in place: a reply is thousands of chunks, and only their deltas matter.
+        let chunk: Chunk<'_> = serde_json::from_str(data).map_err(|_| StreamProblem::NotJson {
             start: data.chars().take(200).collect(),
         })?;
         self.chunk(chunk)
     }
 
-    fn chunk(&mut self, mut chunk: Value) -> Result<Step, StreamProblem> {
-        let Some(object) = chunk.as_object_mut() else {
-            return Err(StreamProblem::NotJson {
-                start: crate::text::clip(&chunk.to_string(), 200),
-            });
-        };
-        if let Some(error) = object.get("error").filter(|e| !e.is_null()) {
+    fn chunk(&mut self, chunk: Chunk<'_>) -> Result<Step, StreamProblem> {
+        if let Some(error) = chunk.error.and_then(parse).filter(|e| !e.is_null()) {
             let message = error
                 .get("message")
                 .and_then(Value::as_str)
@@ -177,64 +226,76 @@ impl Assembler {
             return Err(StreamProblem::Error { message });
         }
         let mut step = Step::default();
-        for key in ["id", "created", "model", "system_fingerprint"] {
+        for (key, raw) in [
+            ("id", chunk.id),
+            ("created", chunk.created),
+            ("model", chunk.model),
+            ("system_fingerprint", chunk.system_fingerprint),
+        ] {
             if !self.head.contains_key(key)
-                && let Some(value) = object.get(key).filter(|v| !v.is_null())
+                && let Some(value) = raw.and_then(parse).filter(|v| !v.is_null())
             {
-                self.head.insert(key.to_owned(), value.clone());
+                self.head.insert(key.to_owned(), value);
             }
         }
-        if let Some(usage) = object.remove("usage").filter(Value::is_object) {
+        if let Some(usage) = chunk.usage.and_then(parse).filter(Value::is_object) {
             step.completion_tokens = usage.get("completion_tokens").and_then(Value::as_u64);
             self.usage = Some(usage);
         }
-        if let Some(timings) = object.remove("timings").filter(|t| !t.is_null()) {
+        if let Some(timings) = chunk.timings.and_then(parse).filter(|t| !t.is_null()) {
             self.timings = Some(timings);
         }
-        let choice = object
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|choices| {
-                choices
-                    .iter()
-                    .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-            });
-        let Some(choice) = choice else {
+        let Some(choice) = chunk
+            .choices
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0)
+        else {
             return Ok(step);
         };
         self.saw_choice = true;
-        if let Some(reason) = choice.get("finish_reason").filter(|r| !r.is_null()) {
-            self.finish_reason = Some(reason.clone());
+        if let Some(reason) = choice
+            .finish_reason
+            .and_then(parse)
+            .filter(|r| !r.is_null())
+        {
+            self.finish_reason = Some(reason);
         }
-        let Some(delta) = choice.get("delta").or_else(|| choice.get("message")) else {
+        let Some(delta) = choice.delta.or(choice.message) else {
             return Ok(step);
         };
-        if let Some(role) = delta.get("role").and_then(Value::as_str)
+        if let Some(role) = delta.role
             && self.role.is_none()
         {
-            self.role = Some(role.to_owned());
+            self.role = Some(role.into_owned());
         }
-        for key in ["reasoning_content", "reasoning"] {
-            if let Some(text) = delta.get(key).and_then(Value::as_str)
-                && !text.is_empty()
-            {
+        for (key, text) in [
+            ("reasoning_content", delta.reasoning_content),
+            ("reasoning", delta.reasoning),
+        ] {
+            if let Some(text) = text.filter(|t| !t.is_empty()) {
                 self.reasoning_key.get_or_insert(key);
-                self.reasoning.push_str(text);
+                self.reasoning.push_str(&text);
                 step.reasoning += 1;
             }
         }
-        if let Some(text) = delta.get("refusal").and_then(Value::as_str) {
-            self.refusal.get_or_insert_with(String::new).push_str(text);
+        if let Some(text) = delta.refusal {
+            self.refusal.get_or_insert_with(String::new).push_str(&text);
         }
-        let text = match delta.get("content") {
-            Some(Value::String(text)) => std::borrow::Cow::Borrowed(text.as_str()),
-            Some(Value::Array(parts)) => std::borrow::Cow::Owned(
-                parts
-                    .iter()
-                    .filter_map(|p| p.get("text").and_then(Value::as_str))
-                    .collect::<String>(),
-            ),
-            _ => std::borrow::Cow::Borrowed(""),
+        let text: std::borrow::Cow<'_, str> = match delta.content {
+            Some(raw) if raw.get().starts_with('"') => {
+                serde_json::from_str(raw.get()).unwrap_or_default()
+            }
+            Some(raw) => match parse(raw) {
+                Some(Value::Array(parts)) => std::borrow::Cow::Owned(
+                    parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect::<String>(),
+                ),
+                _ => std::borrow::Cow::Borrowed(""),
+            },
+            None => std::borrow::Cow::Borrowed(""),
         };
         if !text.is_empty() {
             self.content.push_str(&text);
