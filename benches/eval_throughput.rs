@@ -74,7 +74,13 @@ struct Measured {
     clippy::zombie_processes,
     reason = "reaped by wait4, which also returns its resource usage"
 )]
-fn run_eval(binary: &Path, project: &Path, base_url: &str, concurrency: usize) -> Measured {
+fn run_eval(
+    binary: &Path,
+    project: &Path,
+    base_url: &str,
+    concurrency: usize,
+    stream: bool,
+) -> Measured {
     let out = project.join(format!("eval-{}", fastrand::u32(..)));
     let started = Instant::now();
     let child = std::process::Command::new(binary)
@@ -89,6 +95,7 @@ fn run_eval(binary: &Path, project: &Path, base_url: &str, concurrency: usize) -
             "--base-url",
             base_url,
         ])
+        .args(if stream { None } else { Some("--no-stream") })
         .args(["--concurrency", &concurrency.to_string(), "--out"])
         .arg(&out)
         .env_remove("OPENAI_API_KEY")
@@ -126,6 +133,7 @@ fn main() {
     let reply = std::fs::read_to_string(root.join("fixtures/release-manager/replies/valid.txt"))
         .expect("reply");
     let body = fake_server::completion(&reply);
+    let events = fake_server::completion_stream(&reply);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -134,13 +142,25 @@ fn main() {
         .into_iter()
         .map(|latency| {
             let body = body.clone();
+            let events = events.clone();
             let server = runtime.block_on(fake_server::start(
                 Duration::from_millis(latency),
-                Arc::new(move |_| body.clone()),
+                Arc::new(move |request| {
+                    if fake_server::wants_stream(request) {
+                        events.clone()
+                    } else {
+                        body.clone()
+                    }
+                }),
             ));
             (latency, server)
         })
         .collect();
+    let zero_latency = &servers[0].1;
+    streaming_cost(&root, &binary, zero_latency);
+    if std::env::args().any(|a| a == "streaming") {
+        return;
+    }
     println!(
         "{:>6} {:>8} {:>5} {:>9} {:>9} {:>7} {:>9} {:>9} {:>11} {:>11} {:>9}",
         "cases",
@@ -183,6 +203,7 @@ fn main() {
                 project.path(),
                 &server.base_url,
                 concurrency,
+                false,
             ));
             let answered = server.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
             assert_eq!(answered, cases as u64, "one request per case");
@@ -234,7 +255,9 @@ fn memory(root: &Path, binary: &Path, server: &fake_server::FakeServer) {
     );
     for rows in sizes {
         let project = project(root, rows);
-        let measured = run_eval(binary, project.path(), &server.base_url, 32);
+        // Whole replies: the rows' memory is the question here, and streaming's CPU per case
+        // (measured by `streaming`) would stretch a million rows to an hour.
+        let measured = run_eval(binary, project.path(), &server.base_url, 32, false);
         println!(
             "{rows:>9} {:>8.1}s {:>8.1}s {:>8.1}MB",
             measured.wall.as_secs_f64(),
@@ -242,4 +265,33 @@ fn memory(root: &Path, binary: &Path, server: &fake_server::FakeServer) {
             measured.peak_rss_kb as f64 / 1024.0
         );
     }
+}
+
+/// The CPU cost of streaming: the same eval (1,000 cases, 0 ms latency, concurrency 8) with
+/// every reply streamed as about one chunk per token, and with every reply whole
+/// (`--no-stream`), alternating, 7 rounds each; the medians of CPU time per case and their
+/// ratio. `cargo bench --bench eval_throughput -- streaming` runs this alone.
+fn streaming_cost(root: &Path, binary: &Path, server: &fake_server::FakeServer) {
+    const CASES: usize = 1000;
+    const ROUNDS: usize = 7;
+    let project = project(root, CASES);
+    let mut per_case = [Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        for (slot, stream) in [(0, false), (1, true)] {
+            let measured = run_eval(binary, project.path(), &server.base_url, 8, stream);
+            per_case[slot].push(measured.cpu.as_secs_f64() * 1000.0 / CASES as f64);
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let whole = median(&mut per_case[0]);
+    let streamed = median(&mut per_case[1]);
+    println!(
+        "streaming CPU per case ({CASES} cases, 0 ms, concurrency 8, median of {ROUNDS}): whole {whole:.3} ms, streamed {streamed:.3} ms, ratio {:.3}",
+        streamed / whole
+    );
+    println!("  whole:    {:?}", per_case[0]);
+    println!("  streamed: {:?}", per_case[1]);
 }

@@ -131,6 +131,9 @@ fn main() {
                     timeout: Duration::from_secs(30),
                     retry: RetryPolicy::default(),
                     max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
+                    stream: false,
+                    idle_timeout: agent::model::DEFAULT_IDLE_TIMEOUT,
+                    server: None,
                 },
                 Arc::new(Pacer::new()),
             )

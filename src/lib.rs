@@ -22,6 +22,7 @@ pub mod logging;
 pub mod mcp;
 pub mod model;
 pub mod pipeline;
+pub mod progress;
 pub mod project;
 pub mod prompt;
 pub mod render;

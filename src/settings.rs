@@ -128,6 +128,12 @@ pub struct Layer {
     pub api_key_env: Option<String>,
     /// The largest response body read, in bytes.
     pub max_reply_bytes: Option<u64>,
+    /// Stream replies (SSE); `false` asks for one whole body.
+    pub stream: Option<bool>,
+    /// The longest pause between two chunks of a stream, seconds.
+    pub idle_timeout_secs: Option<f64>,
+    /// The kind of server (`openai`, `llama-cpp-python`, `llama-server`, `vllm`, `ollama`).
+    pub server: Option<crate::model::Server>,
 }
 
 /// `agent.toml`.
@@ -230,6 +236,12 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// The largest response body read, in bytes.
     pub max_reply_bytes: Sourced<u64>,
+    /// Stream replies.
+    pub stream: Sourced<bool>,
+    /// The longest pause between two chunks of a stream.
+    pub idle_timeout: Sourced<Duration>,
+    /// The kind of server, when named.
+    pub server: Option<Sourced<crate::model::Server>>,
 }
 
 impl fmt::Debug for Settings {
@@ -494,6 +506,16 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
         })
     };
     let timeout = seconds(timeout_secs, 600.0, "the timeout")?;
+    let stream = pick!(stream, "", None::<bool>).unwrap_or(Sourced {
+        value: true,
+        source: Source::Default,
+    });
+    let idle_timeout = seconds(
+        pick!(idle_timeout_secs, "", None::<f64>),
+        crate::model::DEFAULT_IDLE_TIMEOUT.as_secs_f64(),
+        "the idle timeout",
+    )?;
+    let server = pick!(server, "", None::<crate::model::Server>);
     let mut retry = RetryPolicy::default();
     if let Some(retries) = max_retries {
         retry.max_retries = retries.value;
@@ -514,6 +536,9 @@ pub fn resolve(inputs: &Inputs<'_>) -> Result<Settings, SettingsError> {
         timeout,
         retry,
         max_reply_bytes,
+        stream,
+        idle_timeout,
+        server,
     })
 }
 
@@ -534,6 +559,9 @@ impl Settings {
             timeout: self.timeout.value,
             retry: self.retry,
             max_reply_bytes: self.max_reply_bytes.value,
+            stream: self.stream.value,
+            idle_timeout: self.idle_timeout.value,
+            server: self.server.as_ref().map(|s| s.value),
         }
     }
 
@@ -589,6 +617,25 @@ impl Settings {
                 format!(
                     "{} ({})",
                     self.max_reply_bytes.value, self.max_reply_bytes.source
+                ),
+            ),
+            (
+                "stream".into(),
+                format!("{} ({})", self.stream.value, self.stream.source),
+            ),
+            (
+                "idle_timeout".into(),
+                format!(
+                    "{} s ({})",
+                    self.idle_timeout.value.as_secs_f64(),
+                    self.idle_timeout.source
+                ),
+            ),
+            (
+                "server".into(),
+                self.server.as_ref().map_or_else(
+                    || "not named; detected from its answers".into(),
+                    |s| format!("{} ({})", s.value, s.source),
                 ),
             ),
         ]

@@ -12,7 +12,8 @@
 //! | an endless error body | exit 3 with the status; only a prefix is read |
 //! | a trickle, a byte at a time | exit 3 at `--timeout` |
 //! | a reset in the middle of the body | exit 3, "the connection was reset while reading the response" |
-//! | an event stream for `stream: false` | exit 3, refused as an event stream |
+//! | an event stream for `stream: false` (`--no-stream`) | exit 3, refused as an event stream |
+//! | an endless event stream (streaming, the default) | exit 3 at `--max-reply-bytes` (in `tests/stream.rs`) |
 
 mod common;
 #[path = "support/faults.rs"]
@@ -327,7 +328,7 @@ async fn an_event_stream_answering_a_whole_reply_request_fails_clearly() {
     })
     .await;
     let dir = project::answer_project();
-    let output = run(dir.path(), &server, &[]).await;
+    let output = run(dir.path(), &server, &["--no-stream"]).await;
     let text = assert_ends(&output, 3);
     assert!(
         text.contains("event stream") && text.contains("stream: false"),
@@ -340,6 +341,20 @@ async fn an_event_stream_answering_a_whole_reply_request_fails_clearly() {
     );
     let sent: Value = serde_json::from_slice(&server.seen()[0].body).expect("json request");
     assert_eq!(sent["stream"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_event_stream_answering_a_streaming_request_is_the_reply() {
+    let server = FaultServer::start(Fault::EventStream {
+        content: r#"{"answer": "streamed anyway"}"#.into(),
+    })
+    .await;
+    let dir = project::answer_project();
+    let output = run(dir.path(), &server, &[]).await;
+    assert_ends(&output, 0);
+    assert_eq!(output.stdout, b"{\"answer\": \"streamed anyway\"}\n");
+    let sent: Value = serde_json::from_slice(&server.seen()[0].body).expect("json request");
+    assert_eq!(sent["stream"], true);
 }
 
 /// The run folder of a fault run holds `run.json` and no deliverable.

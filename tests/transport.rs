@@ -24,6 +24,10 @@ fn client(server: &MockServer, timeout: Duration, max_retries: u32) -> OpenAiCli
                 ..RetryPolicy::default()
             },
             max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
+            // These tests are about whole replies; streams have their own.
+            stream: false,
+            idle_timeout: agent::model::DEFAULT_IDLE_TIMEOUT,
+            server: None,
         },
         Arc::new(Pacer::new()),
     )
@@ -315,6 +319,10 @@ async fn the_key_is_sent_as_a_bearer_token_and_never_without_one() {
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
+            // These tests are about whole replies; streams have their own.
+            stream: false,
+            idle_timeout: agent::model::DEFAULT_IDLE_TIMEOUT,
+            server: None,
         },
         Arc::new(Pacer::new()),
     )
@@ -345,6 +353,9 @@ async fn a_429_holds_every_request_sharing_the_pacer() {
                 timeout: Duration::from_secs(10),
                 retry: RetryPolicy::default(),
                 max_reply_bytes: agent::model::DEFAULT_MAX_REPLY_BYTES,
+                stream: false,
+                idle_timeout: agent::model::DEFAULT_IDLE_TIMEOUT,
+                server: None,
             },
             pacer.clone(),
         )

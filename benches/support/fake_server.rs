@@ -2,6 +2,8 @@
 //! a fixed latency per request, a reply chosen per request. Small enough to cost nothing
 //! next to what it measures (wiremock matches and records every request, which would).
 
+#![allow(dead_code, reason = "each benchmark uses a different subset")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -67,9 +69,14 @@ pub(crate) async fn start(latency: Duration, responder: Responder) -> FakeServer
                         tokio::time::sleep(latency).await;
                     }
                     counter.fetch_add(1, Ordering::Relaxed);
+                    let content_type = if body.starts_with(b"data:") {
+                        "text/event-stream"
+                    } else {
+                        "application/json"
+                    };
                     // One write: a head and body sent apart meet the peer's delayed ACK.
                     let mut response = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
                         body.len()
                     )
                     .into_bytes();
@@ -99,4 +106,50 @@ pub(crate) fn completion(content: &str) -> Vec<u8> {
         "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
     }))
     .expect("serializes")
+}
+
+/// Whether a request body asks for a stream.
+pub(crate) fn wants_stream(request: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(request)
+        .is_ok_and(|body| body["stream"] == serde_json::Value::Bool(true))
+}
+
+/// The event stream of a reply holding `content`: one chunk per four bytes (about a token,
+/// as servers send them), a finishing chunk, a usage chunk with empty `choices`, `[DONE]`.
+pub(crate) fn completion_stream(content: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut event = |chunk: serde_json::Value| {
+        body.extend_from_slice(b"data: ");
+        body.extend_from_slice(&serde_json::to_vec(&chunk).expect("serializes"));
+        body.extend_from_slice(b"\n\n");
+    };
+    let head = |delta: serde_json::Value, finish: serde_json::Value| {
+        serde_json::json!({
+            "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        })
+    };
+    event(head(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        serde_json::Value::Null,
+    ));
+    let mut rest = content;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(4);
+        while !rest.is_char_boundary(end) {
+            end += 1;
+        }
+        event(head(
+            serde_json::json!({"content": &rest[..end]}),
+            serde_json::Value::Null,
+        ));
+        rest = &rest[end..];
+    }
+    event(head(serde_json::json!({}), serde_json::json!("stop")));
+    event(serde_json::json!({
+        "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench", "choices": [],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}
+    }));
+    body.extend_from_slice(b"data: [DONE]\n\n");
+    body
 }

@@ -5,5 +5,6 @@
 # repository; a kept cache makes the next run take a minute or two.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+bash scripts/conformance/prereqs.sh
 cargo build --locked --quiet
 exec python3 scripts/conformance/rig.py --agent target/debug/agent "$@"

@@ -112,7 +112,10 @@ pub struct EvalRunArgs {
     /// own (`FILE`, named for its agent as `release-plan.v2.md`, or `AGENT=FILE`); repeatable.
     #[arg(long = "variant", value_name = "FILE")]
     pub variants: Vec<String>,
-    /// Model choice and parameters.
+    /// For JSON agents: ask the server to constrain each reply, unless a case sets its own `response_format`.
+    #[arg(long, value_enum, default_value = "none")]
+    pub response_format: crate::runner::ResponseFormat,
+    /// Model choice and parameters, for --live and --record.
     #[command(flatten)]
     pub model: EvalModelArgs,
 }
@@ -159,6 +162,15 @@ pub struct EvalModelArgs {
     /// it [default: learned from a server that refuses a request as too long].
     #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
     pub context_window: Option<u64>,
+    /// Ask for one whole reply (`stream: false`) instead of streaming it (SSE) with live progress.
+    #[arg(long, help_heading = "Model")]
+    pub no_stream: bool,
+    /// The longest pause between two chunks of a streamed reply, in seconds; separate from --timeout [default: 180].
+    #[arg(long, value_name = "SECS", help_heading = "Model")]
+    pub idle_timeout: Option<f64>,
+    /// The kind of server, so `response_format` is sent in the form it accepts; by default it is learned from a refusal.
+    #[arg(long, value_enum, value_name = "KIND", help_heading = "Model")]
+    pub server: Option<crate::model::Server>,
 }
 
 impl EvalModelArgs {
@@ -188,6 +200,9 @@ impl EvalModelArgs {
             max_retry_wait: self.max_retry_wait,
             max_reply_bytes: self.max_reply_bytes,
             context_window: self.context_window,
+            no_stream: self.no_stream,
+            idle_timeout: self.idle_timeout,
+            server: self.server,
         }
     }
 }
@@ -316,6 +331,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         repeat: selection.repeat,
         artifacts: selection.artifacts.then(|| folder.path().join("runs")),
         judge_model: args.judge_model.clone(),
+        response_format: args.response_format,
         whole_recordings: selected.whole_recordings(&done),
         recordings_staged_in: folder.path().join("recordings"),
         sampling: args.model.sampling(),
@@ -326,7 +342,15 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         max_cost: args.max_cost,
         also_recordings: args.recordings.clone(),
     };
-    let tally = run_eval(&context, cases, columns, &options, &folder, &done).await?;
+    // The bar's message carries the live token counts of streamed replies.
+    let live_counts = if quiet {
+        crate::progress::Progress::off()
+    } else {
+        crate::progress::Progress::bar(progress.clone())
+    };
+    let tally = live_counts
+        .scope(run_eval(&context, cases, columns, &options, &folder, &done))
+        .await?;
     progress.finish_and_clear();
     if tally.out_of_budget && !quiet {
         eprintln!(

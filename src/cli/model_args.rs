@@ -50,6 +50,15 @@ pub struct ModelArgs {
     /// The largest response body read, in bytes; a larger reply is refused unread (exit 3) [default: 16777216].
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
     pub max_reply_bytes: Option<u64>,
+    /// Ask for one whole reply (`stream: false`) instead of streaming it (SSE) with live progress.
+    #[arg(long, help_heading = "Model")]
+    pub no_stream: bool,
+    /// The longest pause between two chunks of a streamed reply, in seconds; separate from --timeout [default: 180].
+    #[arg(long, value_name = "SECS", help_heading = "Model")]
+    pub idle_timeout: Option<f64>,
+    /// The kind of server, so `response_format` is sent in the form it accepts; by default it is learned from a refusal.
+    #[arg(long, value_enum, value_name = "KIND", help_heading = "Model")]
+    pub server: Option<crate::model::Server>,
 }
 
 impl ModelArgs {
@@ -66,6 +75,9 @@ impl ModelArgs {
             max_retry_wait_secs: self.max_retry_wait,
             api_key_env: None,
             max_reply_bytes: self.max_reply_bytes,
+            stream: self.no_stream.then_some(false),
+            idle_timeout_secs: self.idle_timeout,
+            server: self.server,
         }
     }
 

@@ -63,6 +63,9 @@ pub struct PipelineRunArgs {
     /// Attempts per step, unless a step sets its own.
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub attempts: u32,
+    /// For JSON agents: ask the server to constrain each step's reply, unless a step sets its own `response_format`.
+    #[arg(long, value_enum, default_value = "none")]
+    pub response_format: crate::runner::ResponseFormat,
     /// One JSON envelope on stdout: outcome, steps, the output deliverable, the run folder.
     #[arg(long)]
     pub json: bool,
@@ -196,11 +199,14 @@ pub(crate) async fn run(
         parameters,
         limits: args.inputs.limits(),
         attempts: args.attempts,
+        response_format: args.response_format,
         folder: Some(folder),
         resume,
         cancel,
     };
-    let result = run_pipeline(&plan, &inputs, client.as_ref(), &options).await?;
+    let result = crate::progress::Progress::line(quiet)
+        .scope(run_pipeline(&plan, &inputs, client.as_ref(), &options))
+        .await?;
     let report = result.report;
     if !quiet {
         eprint!("{}", report.table());

@@ -231,6 +231,7 @@ async fn record_case(
         repeat: 1,
         artifacts: None,
         judge_model: None,
+        response_format: crate::runner::ResponseFormat::None,
         whole_recordings: selected.whole_recordings(&Default::default()),
         recordings_staged_in: folder.path().join("recordings"),
         // The agent's own defaults, as a replay sends them.
@@ -340,6 +341,7 @@ async fn record_pipeline(
         parameters,
         limits: args.inputs.limits(),
         attempts: args.attempts,
+        response_format: crate::runner::ResponseFormat::None,
         folder: None,
         resume: None,
         cancel: cancel.clone(),

@@ -80,25 +80,27 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
     let folder_path = folder.path().to_owned();
     let interrupt = Interrupt::watch();
     let cancel = interrupt.token();
-    let outcome = crate::runner::run(
-        client.as_ref(),
-        Run {
-            agent: &agent,
-            inputs: &gathered.inputs,
-            model,
-            temperature: settings.temperature.as_ref().map(|t| t.value),
-            max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
-            seed: settings.seed.as_ref().map(|t| t.value),
-            top_p: settings.top_p.as_ref().map(|t| t.value),
-            options: crate::runner::RunOptions {
-                context_window: args.model.context_window,
-                ..args.run.options()
+    let progress = crate::progress::Progress::line(quiet);
+    let outcome = progress
+        .scope(crate::runner::run(
+            client.as_ref(),
+            Run {
+                agent: &agent,
+                inputs: &gathered.inputs,
+                model,
+                temperature: settings.temperature.as_ref().map(|t| t.value),
+                max_tokens: settings.max_tokens.as_ref().map(|t| t.value),
+                seed: settings.seed.as_ref().map(|t| t.value),
+                top_p: settings.top_p.as_ref().map(|t| t.value),
+                options: crate::runner::RunOptions {
+                    context_window: args.model.context_window,
+                    ..args.run.options()
+                },
+                folder: Some(folder),
+                cancel,
             },
-            folder: Some(folder),
-            cancel,
-        },
-    )
-    .await;
+        ))
+        .await;
     match outcome {
         Ok(report) => {
             for guarded in &report.guarded {

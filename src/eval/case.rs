@@ -64,6 +64,8 @@ struct CaseFile {
     vars: BTreeMap<String, serde_yaml_ng::Value>,
     dataset: Option<PathBuf>,
     attempts: Option<u32>,
+    /// `response_format` for this case (every row of its dataset).
+    response_format: Option<crate::runner::ResponseFormat>,
     #[serde(default)]
     expect: Expect,
     #[serde(default, rename = "assert")]
@@ -98,6 +100,8 @@ pub struct Case {
     pub sources: Sources,
     /// Attempts allowed.
     pub attempts: u32,
+    /// Its own `response_format`, over `--response-format`.
+    pub response_format: Option<crate::runner::ResponseFormat>,
     /// What it expects.
     pub expect: Expect,
     /// Its assertions.
@@ -306,6 +310,7 @@ fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
             ..Sources::default()
         },
         attempts: file.attempts.unwrap_or(3).max(1),
+        response_format: file.response_format,
         expect: file.expect.clone(),
         checks,
         recording: dir.join(

@@ -129,6 +129,8 @@ pub struct EvalOptions {
     pub artifacts: Option<PathBuf>,
     /// The model that grades `llm-rubric` (default: the case's model).
     pub judge_model: Option<String>,
+    /// `response_format` for every case that sets none of its own.
+    pub response_format: crate::runner::ResponseFormat,
     /// With `--record`: the recording files every one of whose cases this eval runs, which
     /// start empty. Any other recording keeps the exchanges of the cases not run (rows left
     /// out by a filter, a shard or a resume).
@@ -853,6 +855,7 @@ async fn produce_agent(
             options: RunOptions {
                 attempts: case.attempts,
                 context_window: parameters.context_window,
+                response_format: case.response_format.unwrap_or(options.response_format),
                 ..RunOptions::default()
             },
             folder,
@@ -958,6 +961,7 @@ async fn produce_pipeline(
         parameters,
         limits: Limits::default(),
         attempts: case.attempts,
+        response_format: case.response_format.unwrap_or(options.response_format),
         folder: artifacts_folder(options, case, at),
         resume: None,
         cancel: context.cancel.clone(),

@@ -314,6 +314,7 @@ mod tests {
             checks: Vec::new(),
             recording: PathBuf::from("recording.json"),
             pipeline: None,
+            response_format: None,
         }
     }
 

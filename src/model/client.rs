@@ -18,6 +18,12 @@ pub trait ModelClient: Send + Sync {
 
     /// A short description for run records (`https://api.openai.com/v1`, `replay of x.json`).
     fn describe(&self) -> String;
+
+    /// The body this client would send for `request` (a live endpoint adds `stream` and
+    /// writes `response_format` in its server's form); the request itself elsewhere.
+    fn wire_body(&self, request: &ChatRequest) -> serde_json::Value {
+        serde_json::to_value(request).unwrap_or_default()
+    }
 }
 
 impl<T: ModelClient + ?Sized> ModelClient for std::sync::Arc<T> {
@@ -27,5 +33,9 @@ impl<T: ModelClient + ?Sized> ModelClient for std::sync::Arc<T> {
 
     fn describe(&self) -> String {
         (**self).describe()
+    }
+
+    fn wire_body(&self, request: &ChatRequest) -> serde_json::Value {
+        (**self).wire_body(request)
     }
 }

@@ -129,6 +129,10 @@ pub struct Completion {
     pub raw: Value,
     /// Transport retries before this answer.
     pub retries: u32,
+    /// The body sent on the wire for this answer, when it differs from the request's own
+    /// (a live endpoint: `stream`, the server's `response_format` form).
+    #[serde(skip)]
+    pub sent: Option<Value>,
 }
 
 impl Completion {
@@ -176,6 +180,7 @@ impl Completion {
             model,
             raw,
             retries: 0,
+            sent: None,
         })
     }
 }

@@ -70,6 +70,38 @@ pub enum ModelError {
         retries: u32,
     },
 
+    /// A streamed reply stopped before it ended: no `finish_reason` and no `[DONE]`.
+    #[error("the reply streamed from `{url}` stopped before it ended (no `finish_reason`, no `[DONE]`) after {bytes} bytes of text{}", retried(*retries))]
+    #[diagnostic(
+        code(agent::model::stream_cut),
+        help(
+            "a cut stream is never taken for a reply; the server, or a proxy in front of it, closed the connection early: try again, look in the server's logs, or run with --no-stream"
+        )
+    )]
+    StreamCut {
+        /// The base URL, without credentials.
+        url: String,
+        /// The reply text (content and reasoning) that had come.
+        bytes: usize,
+        /// Retries made before giving up.
+        retries: u32,
+    },
+
+    /// A streamed reply paused longer than the idle timeout.
+    #[error("the model endpoint sent nothing for {} in the middle of a streamed reply{}", secs(*idle), retried(*retries))]
+    #[diagnostic(
+        code(agent::model::idle_timeout),
+        help(
+            "raise --idle-timeout for servers that pause long (reading a long prompt before the first token), or run with --no-stream"
+        )
+    )]
+    IdleTimeout {
+        /// The idle timeout.
+        idle: Duration,
+        /// Retries made before giving up.
+        retries: u32,
+    },
+
     /// The response body is larger than `--max-reply-bytes`.
     #[error("{}", too_large(*limit, *declared))]
     #[diagnostic(

@@ -8,6 +8,7 @@
 //! or handed on. A weak key (`ollama`, `x`, `EMPTY`) is never looked for at all.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_openai::config::Config;
@@ -17,14 +18,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::base_url::display_url;
-use super::body::{BodyError, BodyLimits};
+use super::body::{BodyError, BodyLimits, BodyReader};
 use super::client::{ModelClient, ModelFuture};
 use super::completion::Completion;
 use super::error::ModelError;
 use super::pacer::Pacer;
 use super::request::ChatRequest;
 use super::retry::{self, RetryPolicy};
-use super::transport::{StatusFailure, Transport, TransportFailure};
+use super::server::{self, SchemaForm, Server, Wire};
+use super::sse::{Assembler, EventParser, StreamProblem};
+use super::transport::{self, StatusFailure, Transport, TransportFailure};
 
 /// Where and how to reach an endpoint.
 #[derive(Clone)]
@@ -40,7 +43,33 @@ pub struct Endpoint {
     pub retry: RetryPolicy,
     /// The largest response body read; a larger one is refused.
     pub max_reply_bytes: u64,
+    /// Stream replies (SSE); off sends `stream: false` and reads one whole body.
+    pub stream: bool,
+    /// The longest pause between two chunks of a streamed reply.
+    pub idle_timeout: Duration,
+    /// The kind of server, when known: it decides the `response_format` form sent.
+    pub server: Option<Server>,
 }
+
+impl Endpoint {
+    /// An endpoint at `base_url` with every other setting at its default.
+    pub fn new(base_url: impl Into<String>) -> Endpoint {
+        Endpoint {
+            base_url: base_url.into(),
+            api_key: None,
+            timeout: Duration::from_secs(600),
+            retry: RetryPolicy::default(),
+            max_reply_bytes: super::body::DEFAULT_MAX_REPLY_BYTES,
+            stream: true,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            server: None,
+        }
+    }
+}
+
+/// The default longest pause between two chunks of a stream: long enough for a local server
+/// to read a long prompt before its first token.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(180);
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -50,6 +79,9 @@ impl std::fmt::Debug for Endpoint {
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("max_reply_bytes", &self.max_reply_bytes)
+            .field("stream", &self.stream)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("server", &self.server)
             .finish()
     }
 }
@@ -95,8 +127,23 @@ impl Config for EndpointConfig {
 /// A live OpenAI-compatible endpoint.
 pub struct OpenAiClient {
     client: async_openai::Client<EndpointConfig>,
+    /// Streams are read here rather than through async-openai, whose stream ends the same way
+    /// on `[DONE]` and on a cut connection, and reads without our byte cap or idle timeout.
+    http: reqwest::Client,
+    config: EndpointConfig,
     endpoint: Endpoint,
     pacer: Arc<Pacer>,
+    /// What the server refused once, kept for every later request of this client.
+    learned: Learned,
+}
+
+/// What a server taught the client by refusing it.
+#[derive(Default)]
+struct Learned {
+    /// It refused OpenAI's `json_schema` form: send `{type: json_object, schema}`.
+    json_object_schema: AtomicBool,
+    /// It refused `stream_options`.
+    no_stream_options: AtomicBool,
 }
 
 impl OpenAiClient {
@@ -118,40 +165,199 @@ impl OpenAiClient {
                 .clone()
                 .unwrap_or_else(|| SecretString::from("")),
         };
-        let transport = Transport::new(http, BodyLimits::capped(endpoint.max_reply_bytes));
-        let client = async_openai::Client::with_config(config).with_http_service(transport);
+        let transport = Transport::new(http.clone(), BodyLimits::capped(endpoint.max_reply_bytes));
+        let client = async_openai::Client::with_config(config.clone()).with_http_service(transport);
         Ok(OpenAiClient {
             client,
+            http,
+            config,
             endpoint,
             pacer,
+            learned: Learned::default(),
         })
+    }
+
+    /// How the next request goes on the wire.
+    fn wire(&self) -> Wire {
+        Wire {
+            stream: self.endpoint.stream,
+            include_usage: !self.learned.no_stream_options.load(Ordering::Relaxed),
+            form: if self.learned.json_object_schema.load(Ordering::Relaxed) {
+                SchemaForm::JsonObjectSchema
+            } else {
+                SchemaForm::of(self.endpoint.server)
+            },
+        }
+    }
+
+    /// One try: the response body, or why not.
+    async fn send(&self, body: &Value, stream: bool, retries: u32) -> Result<Value, Failure> {
+        if !stream {
+            let chat = self.client.chat();
+            return chat
+                .create_byot::<_, Value>(body)
+                .await
+                .map_err(|error| self.classify(error, retries));
+        }
+        let url = self.config.url("/chat/completions");
+        let response = self
+            .http
+            .post(url)
+            .headers(self.config.headers())
+            .json(body)
+            .send()
+            .await
+            .map_err(|error| self.classify(OpenAIError::Reqwest(error.without_url()), retries))?;
+        let limits = BodyLimits {
+            max_bytes: self.endpoint.max_reply_bytes,
+            idle_timeout: Some(self.endpoint.idle_timeout),
+        };
+        if !response.status().is_success() {
+            let failure = transport::status_failure(response, limits).await;
+            return Err(self.classify(failure.boxed(), retries));
+        }
+        let event_stream = transport::is_event_stream(response.headers());
+        let mut reader =
+            BodyReader::of(response, limits).map_err(|error| self.body_failure(error, retries))?;
+        let mut parser = EventParser::default();
+        let mut assembler = Assembler::default();
+        let mut events = Vec::new();
+        // A server that ignored `stream: true` sends one JSON body: the start of the body
+        // shows which it is.
+        let mut body = if event_stream {
+            Sniff::Stream
+        } else {
+            Sniff::Undecided(Vec::new())
+        };
+        loop {
+            let chunk = reader
+                .next_chunk()
+                .await
+                .map_err(|error| self.body_failure(error, retries))?;
+            let Some(chunk) = chunk else {
+                if let Sniff::Undecided(start) = &body {
+                    body = Sniff::Whole(start.clone());
+                }
+                parser.finish(&mut events);
+                self.take_events(&mut assembler, &mut events)?;
+                break;
+            };
+            match &mut body {
+                Sniff::Stream => parser.feed(&chunk, &mut events),
+                Sniff::Whole(bytes) => bytes.extend_from_slice(&chunk),
+                Sniff::Undecided(start) => {
+                    start.extend_from_slice(&chunk);
+                    match transport::sniff_event_stream(start) {
+                        Some(true) => {
+                            parser.feed(start, &mut events);
+                            body = Sniff::Stream;
+                        }
+                        Some(false) => body = Sniff::Whole(std::mem::take(start)),
+                        None => {}
+                    }
+                }
+            }
+            self.take_events(&mut assembler, &mut events)?;
+            if assembler.done() {
+                break;
+            }
+        }
+        if let Sniff::Whole(bytes) = body {
+            return serde_json::from_slice(&bytes).map_err(|error| {
+                let start = String::from_utf8_lossy(&bytes[..bytes.len().min(400)]).into_owned();
+                Failure::fatal(ModelError::BadResponse {
+                    message: format!(
+                        "{error}; the body starts `{}`",
+                        crate::text::quote(&self.redact(&start), 120)
+                    ),
+                })
+            });
+        }
+        if !assembler.ended() {
+            return Err(Failure::retryable(ModelError::StreamCut {
+                url: display_url(&self.endpoint.base_url).into_owned(),
+                bytes: assembler.bytes(),
+                retries,
+            }));
+        }
+        if !assembler.saw_choice() {
+            return Err(Failure::fatal(ModelError::EmptyChoices {
+                body: "a stream with no choice in any chunk".into(),
+            }));
+        }
+        Ok(assembler.body())
+    }
+
+    /// Fold parsed events into the reply, counting its tokens for the progress line.
+    fn take_events(
+        &self,
+        assembler: &mut Assembler,
+        events: &mut Vec<super::sse::Event>,
+    ) -> Result<(), Failure> {
+        for event in events.drain(..) {
+            let step = assembler.event(&event).map_err(|problem| {
+                Failure::fatal(ModelError::BadResponse {
+                    message: match problem {
+                        StreamProblem::NotJson { start } => format!(
+                            "a stream event is not JSON: `{}`",
+                            crate::text::quote(&self.redact(&start), 120)
+                        ),
+                        StreamProblem::Error { message } => format!(
+                            "the stream carried an error: {}",
+                            crate::text::quote(&self.redact(&message), 300)
+                        ),
+                    },
+                })
+            })?;
+            crate::progress::tokens(step.content + step.reasoning);
+            if let Some(count) = step.completion_tokens {
+                crate::progress::reported(count);
+            }
+        }
+        Ok(())
     }
 
     async fn complete_with_retries(&self, request: &ChatRequest) -> Result<Completion, ModelError> {
         let mut retries = 0;
+        // A form the server refused is replaced once per request, not counted as a retry.
+        let mut adapted = false;
+        let logical = serde_json::to_value(request).map_err(|error| ModelError::BadResponse {
+            message: format!("the request does not serialize: {error}"),
+        })?;
         loop {
             self.pacer.ready().await;
             let started = Instant::now();
-            let chat = self.client.chat();
-            let call = chat.create_byot::<_, Value>(request);
-            let failure = match tokio::time::timeout(self.endpoint.timeout, call).await {
-                Ok(Ok(body)) => {
+            let wire = self.wire();
+            let body = wire.body(logical.clone());
+            let failure = match tokio::time::timeout(
+                self.endpoint.timeout,
+                self.send(&body, wire.stream, retries),
+            )
+            .await
+            {
+                Ok(Ok(raw)) => {
                     tracing::debug!(
                         elapsed_ms =
                             u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                         retries,
+                        stream = wire.stream,
                         "completion received"
                     );
-                    let mut completion = Completion::from_response(self.keep_key_out(body)?)?;
+                    let mut completion = Completion::from_response(self.keep_key_out(raw)?)?;
                     completion.retries = retries;
+                    completion.sent = Some(body);
                     return Ok(completion);
                 }
-                Ok(Err(error)) => self.classify(error, retries),
+                Ok(Err(failure)) => failure,
                 Err(_) => Failure::retryable(ModelError::Timeout {
                     timeout: self.endpoint.timeout,
                     retries,
                 }),
             };
+            if !adapted && self.learn(&failure, &body, wire) {
+                adapted = true;
+                continue;
+            }
             let policy = &self.endpoint.retry;
             if !failure.retry || retries >= policy.max_retries {
                 return Err(failure.error);
@@ -182,33 +388,70 @@ impl OpenAiClient {
         }
     }
 
+    /// Whether `failure` refused a form this client can replace (OpenAI's `json_schema`
+    /// form, when no server was named; `stream_options`): if so the replacement is kept for
+    /// every later request, and the request is sent again at once.
+    fn learn(&self, failure: &Failure, body: &Value, wire: Wire) -> bool {
+        let (Some(status), Some(text)) = (failure.status, failure.body.as_deref()) else {
+            return false;
+        };
+        let sent_schema = body
+            .pointer("/response_format/type")
+            .and_then(Value::as_str)
+            == Some("json_schema");
+        if sent_schema
+            && self.endpoint.server.is_none()
+            && wire.form == SchemaForm::OpenAi
+            && server::refuses_response_format(status, text)
+        {
+            self.learned
+                .json_object_schema
+                .store(true, Ordering::Relaxed);
+            tracing::warn!(
+                "the server answered {status} to `response_format: json_schema`; sending `{{type: json_object, schema}}` (llama-cpp-python's form) from now on (name the server with --server, or `server` in the agent.toml profile, to skip this)"
+            );
+            return true;
+        }
+        if wire.stream && wire.include_usage && server::refuses_stream_options(status, text) {
+            self.learned
+                .no_stream_options
+                .store(true, Ordering::Relaxed);
+            tracing::warn!(
+                "the server answered {status} to `stream_options`; streaming without it from now on"
+            );
+            return true;
+        }
+        false
+    }
+
+    /// A body that could not be read within its limits.
+    fn body_failure(&self, error: BodyError, retries: u32) -> Failure {
+        match error {
+            BodyError::TooLarge { limit, declared } => {
+                Failure::fatal(ModelError::ReplyTooLarge { limit, declared })
+            }
+            BodyError::Interrupted(source) => Failure::retryable(ModelError::ResponseReset {
+                url: display_url(&self.endpoint.base_url).into_owned(),
+                message: crate::text::quote(
+                    &self.redact(&crate::text::error_chain(source.as_ref())),
+                    300,
+                ),
+                retries,
+            }),
+            // A pause between chunks longer than the reader allows.
+            BodyError::Idle { idle } => {
+                Failure::retryable(ModelError::IdleTimeout { idle, retries })
+            }
+        }
+    }
+
     fn classify(&self, error: OpenAIError, retries: u32) -> Failure {
         let url = || display_url(&self.endpoint.base_url).into_owned();
         match error {
             OpenAIError::Boxed(boxed) => match boxed.downcast::<TransportFailure>() {
                 Ok(failure) => match *failure {
                     TransportFailure::Status(status) => self.status_failure(status, retries),
-                    TransportFailure::Body(BodyError::TooLarge { limit, declared }) => {
-                        Failure::fatal(ModelError::ReplyTooLarge { limit, declared })
-                    }
-                    TransportFailure::Body(BodyError::Interrupted(source)) => {
-                        Failure::retryable(ModelError::ResponseReset {
-                            url: url(),
-                            message: crate::text::quote(
-                                &self.redact(&crate::text::error_chain(source.as_ref())),
-                                300,
-                            ),
-                            retries,
-                        })
-                    }
-                    // A pause between chunks longer than the reader allows: nothing answered
-                    // within that time.
-                    TransportFailure::Body(BodyError::Idle { idle }) => {
-                        Failure::retryable(ModelError::Timeout {
-                            timeout: idle,
-                            retries,
-                        })
-                    }
+                    TransportFailure::Body(error) => self.body_failure(error, retries),
                     TransportFailure::EventStream { start } => {
                         Failure::fatal(ModelError::EventStream {
                             start: crate::text::quote(&self.redact(&start), 120),
@@ -261,12 +504,16 @@ impl OpenAiClient {
             429 if body.contains("insufficient_quota") => {
                 Some("the account's quota is exhausted; waiting will not help".into())
             }
+            status if server::refuses_response_format(status, &body) => Some(
+                "the server refused the `response_format` sent: name it with --server (openai, llama-cpp-python, llama-server, vllm, ollama) or `server` in the agent.toml profile so it is sent the form it accepts, or use --response-format json-object or none".into(),
+            ),
             _ => None,
         };
         Failure {
             retry,
             requested_wait: failure.requested_wait,
             status: Some(failure.status),
+            body: Some(body.clone()),
             error: ModelError::Status {
                 status: failure.status,
                 message,
@@ -327,9 +574,24 @@ impl ModelClient for OpenAiClient {
         Box::pin(self.complete_with_retries(request))
     }
 
+    fn wire_body(&self, request: &ChatRequest) -> Value {
+        self.wire()
+            .body(serde_json::to_value(request).unwrap_or_default())
+    }
+
     fn describe(&self) -> String {
         display_url(&self.endpoint.base_url).into_owned()
     }
+}
+
+/// What a body answering a streaming request turned out to be.
+enum Sniff {
+    /// Too little of it has come to tell.
+    Undecided(Vec<u8>),
+    /// An event stream.
+    Stream,
+    /// One whole body, kept until it ends.
+    Whole(Vec<u8>),
 }
 
 /// One failed try, and whether another is worth making.
@@ -337,6 +599,8 @@ struct Failure {
     retry: bool,
     requested_wait: Option<Duration>,
     status: Option<u16>,
+    /// The start of an error status's body (redacted), to learn from.
+    body: Option<String>,
     error: ModelError,
 }
 
@@ -346,6 +610,7 @@ impl Failure {
             retry: true,
             requested_wait: None,
             status: None,
+            body: None,
             error,
         }
     }

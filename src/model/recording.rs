@@ -418,4 +418,8 @@ impl<C: ModelClient> ModelClient for Recorder<C> {
             self.path.display()
         )
     }
+
+    fn wire_body(&self, request: &ChatRequest) -> Value {
+        self.inner.wire_body(request)
+    }
 }

@@ -42,7 +42,8 @@ impl Message {
     }
 }
 
-/// A chat completions request body. `stream` is always false: a reply is judged whole.
+/// A chat completions request body, as recorded: `stream` is false here, and a live client
+/// that streams says so on the wire only, so a recording replays however it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatRequest {
     /// The model name.
@@ -64,7 +65,7 @@ pub struct ChatRequest {
     /// `response_format`, for servers that constrain output to JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<serde_json::Value>,
-    /// Always false.
+    /// False: the recorded request asks for one whole reply.
     pub stream: bool,
 }
 

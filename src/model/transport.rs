@@ -39,7 +39,8 @@ pub(crate) enum TransportFailure {
     /// The body could not be read within its limits.
     #[error(transparent)]
     Body(BodyError),
-    /// An event stream came back, though every request asks for one whole reply.
+    /// An event stream came back, though the request asked for one whole reply (streams are
+    /// read by the client itself, not through this service).
     #[error("an event stream")]
     EventStream {
         /// The start of the stream.
@@ -48,7 +49,7 @@ pub(crate) enum TransportFailure {
 }
 
 impl TransportFailure {
-    fn boxed(self) -> OpenAIError {
+    pub(crate) fn boxed(self) -> OpenAIError {
         OpenAIError::Boxed(Box::new(self))
     }
 }
@@ -127,7 +128,10 @@ impl tower::Service<HttpRequestFactory> for Transport {
 
 /// An error status, with the start of its body: an error body is read only as far as
 /// [`ERROR_BODY_PREFIX`], however long it claims or turns out to be.
-async fn status_failure(response: reqwest::Response, limits: BodyLimits) -> TransportFailure {
+pub(crate) async fn status_failure(
+    response: reqwest::Response,
+    limits: BodyLimits,
+) -> TransportFailure {
     let status = response.status().as_u16();
     let requested_wait = retry::requested_wait(response.headers());
     let should_retry = response
@@ -156,7 +160,7 @@ async fn status_failure(response: reqwest::Response, limits: BodyLimits) -> Tran
     })
 }
 
-fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
+pub(crate) fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
     headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -169,8 +173,28 @@ fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
 
 /// An SSE body (`data: {...}` lines) sent under another content type.
 fn looks_like_event_stream(body: &[u8]) -> bool {
-    let start = body.trim_ascii_start();
-    start.starts_with(b"data:") || start.starts_with(b"event:")
+    sniff_event_stream(body) == Some(true)
+}
+
+/// Whether the start of a body is an event stream: none while too little of it has come to
+/// tell (blanks, or the start of `data:`, `event:` or a `:` comment).
+pub(crate) fn sniff_event_stream(start: &[u8]) -> Option<bool> {
+    let start = start.trim_ascii_start();
+    if start.is_empty() {
+        return None;
+    }
+    if start.starts_with(b":") {
+        return Some(true);
+    }
+    for field in [&b"data:"[..], b"event:"] {
+        if start.starts_with(field) {
+            return Some(true);
+        }
+        if field.starts_with(start) {
+            return None;
+        }
+    }
+    Some(false)
 }
 
 #[cfg(test)]
@@ -193,5 +217,8 @@ mod tests {
         assert!(looks_like_event_stream(b"\n data: {\"choices\": []}\n\n"));
         assert!(looks_like_event_stream(b"event: message\ndata: x\n\n"));
         assert!(!looks_like_event_stream(b"{\"data\": 1}"));
+        assert_eq!(sniff_event_stream(b"  da"), None);
+        assert_eq!(sniff_event_stream(b"\n{"), Some(false));
+        assert_eq!(sniff_event_stream(b": ping\n"), Some(true));
     }
 }

@@ -42,6 +42,8 @@ pub struct PlannedStep {
     pub needs: Vec<usize>,
     /// Attempts, when the step sets its own.
     pub attempts: Option<u32>,
+    /// `response_format`, when the step sets its own.
+    pub response_format: Option<crate::runner::ResponseFormat>,
 }
 
 /// Where one input's value comes from.
@@ -311,6 +313,7 @@ pub fn check(project: &Project, path: &Path) -> Result<Plan, PipelineError> {
             bindings,
             needs,
             attempts: step.attempts,
+            response_format: step.response_format,
         });
     }
     if let Some(cycle) = find_cycle(&names, &raw, &index_of) {

@@ -46,6 +46,8 @@ pub(crate) struct StepFile {
     pub(crate) inputs: serde_yaml_ng::Mapping,
     /// Attempts for this step [default: the run's].
     pub(crate) attempts: Option<u32>,
+    /// `response_format` for this step [default: the run's `--response-format`].
+    pub(crate) response_format: Option<crate::runner::ResponseFormat>,
 }
 
 /// The 1-based line of the key at `path` (`["steps", "plan", "inputs", "NOTES"]`) in a YAML

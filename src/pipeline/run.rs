@@ -110,6 +110,8 @@ pub struct PipelineOptions {
     pub limits: Limits,
     /// Attempts per step, unless a step sets its own.
     pub attempts: u32,
+    /// `response_format` per step, unless a step sets its own.
+    pub response_format: crate::runner::ResponseFormat,
     /// The run folder: one sub-folder per step, and `pipeline.json`.
     pub folder: Option<RunFolder>,
     /// The run being resumed (its folder is `folder`).
@@ -476,6 +478,7 @@ async fn run_step(
             options: RunOptions {
                 attempts: step.attempts.unwrap_or(options.attempts).max(1),
                 context_window: parameters.context_window,
+                response_format: step.response_format.unwrap_or(options.response_format),
                 ..RunOptions::default()
             },
             folder,

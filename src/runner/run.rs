@@ -22,7 +22,8 @@ use crate::project::Agent;
 use crate::render::{RenderError, render};
 
 /// Whether to ask the server to constrain the reply to JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ResponseFormat {
     /// Plain text; the contract alone judges.
     #[default]
@@ -297,10 +298,14 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
                 response_format: response_format.clone(),
                 stream: false,
             };
-            write_json(&format!("{dir}/request.json"), &request)?;
+            write_json(&format!("{dir}/request.json"), &client.wire_body(&request))?;
             let model_started = Instant::now();
+            let call = crate::progress::call(
+                || format!("{} attempt {number}", agent.prompt.name),
+                client.complete(&request),
+            );
             let completion = tokio::select! {
-                result = client.complete(&request) => result,
+                result = call => result,
                 () = run.cancel.cancelled() => {
                     report.outcome = RunOutcome::Interrupted;
                     break 'attempts;
@@ -377,6 +382,10 @@ pub async fn run(client: &dyn ModelClient, run: Run<'_>) -> Result<RunReport, Ru
         }
         if let Some(usage) = completion.usage {
             handled = handled.max(usage.total_tokens);
+        }
+        if let Some(sent) = &completion.sent {
+            // What went out for this answer: a form the server refused may have been replaced.
+            write_json(&format!("{dir}/request.json"), sent)?;
         }
         write_json(&format!("{dir}/response.json"), &completion.raw)?;
         write(&format!("{dir}/reply.md"), completion.content.as_bytes())?;
