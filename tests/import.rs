@@ -614,3 +614,81 @@ fn imported_agents_lint_without_errors() {
     assert_eq!(report["errors"], 0);
     assert_eq!(output.status.code(), Some(0));
 }
+
+/// `[DIFF_OR_FILE_CONTENTS]` that no input binds would reach the model verbatim: `render`,
+/// `run` and `eval` warn about it, and `--strict` refuses the agent before any model call.
+#[test]
+fn unbound_slot_like_text_warns_and_strict_refuses_it() {
+    let dir = project();
+    let root = dir.path();
+    std::fs::write(
+        root.join("prompts/review.md"),
+        "---\nagent:\n  description: Reviews a change\n  dialect: bracket\n  inputs:\n    - name: REPOSITORY_NAME\n  contract: review.schema.json\n---\nReview the change to [REPOSITORY_NAME].\n\n[DIFF_OR_FILE_CONTENTS]\n\nAnswer with {\"verdict\": \"approve\"}.\n",
+    )
+    .expect("agent");
+    std::fs::write(
+        root.join("schemas/review.schema.json"),
+        r#"{"type": "object", "properties": {"verdict": {"type": "string"}}, "required": ["verdict"]}"#,
+    )
+    .expect("contract");
+    let case = root.join("fixtures/review/one");
+    std::fs::create_dir_all(case.join("inputs")).expect("case");
+    std::fs::write(case.join("inputs/repository_name.md"), "acme\n").expect("input");
+    std::fs::write(case.join("case.yaml"), "expect: { outcome: valid }\n").expect("case.yaml");
+    let agent = |args: &[&str]| {
+        agent_in(root)
+            .arg("--project")
+            .arg(root)
+            .args(args)
+            .output()
+            .expect("agent runs")
+    };
+
+    let rendered = agent(&["render", "review", "--var", "REPOSITORY_NAME=acme"]);
+    assert_eq!(rendered.status.code(), Some(0));
+    let warned = String::from_utf8_lossy(&rendered.stderr);
+    assert_eq!(
+        warned
+            .matches("`[DIFF_OR_FILE_CONTENTS]` (line 11)")
+            .count(),
+        1,
+        "{warned}"
+    );
+    assert!(String::from_utf8_lossy(&rendered.stdout).contains("\n[DIFF_OR_FILE_CONTENTS]\n"));
+
+    for args in [
+        vec![
+            "render",
+            "review",
+            "--var",
+            "REPOSITORY_NAME=acme",
+            "--strict",
+        ],
+        // Refused before the endpoint (a closed port) is tried.
+        vec![
+            "run",
+            "review",
+            "--var",
+            "REPOSITORY_NAME=acme",
+            "--strict",
+            "--model",
+            "m",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+        ],
+        vec!["eval", "review", "--strict"],
+    ] {
+        let refused = agent(&args);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("`[DIFF_OR_FILE_CONTENTS]` (line 11)"),
+            "{args:?}: {stderr}"
+        );
+        assert!(refused.stdout.is_empty(), "{args:?}");
+    }
+    assert!(
+        !root.join(".agent").exists(),
+        "a refused run or eval leaves no folder behind"
+    );
+}

@@ -173,6 +173,10 @@ pub struct RenderArgs {
     /// Input sources.
     #[command(flatten)]
     pub inputs: InputArgs,
+    /// Refuse an agent whose template holds placeholder-looking text no input binds (by
+    /// default a warning: the text is sent as written).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `agent check`.

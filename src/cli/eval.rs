@@ -115,6 +115,10 @@ pub struct EvalRunArgs {
     /// For JSON agents: ask the server to constrain each reply, unless a case sets its own `response_format`.
     #[arg(long, value_enum, default_value = "none")]
     pub response_format: crate::runner::ResponseFormat,
+    /// Refuse agents whose templates hold placeholder-looking text no input binds (by default
+    /// a warning: the text is sent as written).
+    #[arg(long)]
+    pub strict: bool,
     /// Model choice and parameters, for --live and --record.
     #[command(flatten)]
     pub model: EvalModelArgs,
@@ -275,6 +279,18 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         ReportFormat::check_destination(path)?;
     }
     let baseline = args.baseline.as_deref().map(EvalReport::load).transpose()?;
+    // Once per agent, before the eval folder exists: a refused agent leaves nothing behind.
+    let named = if args.agents.is_empty() {
+        project.agent_names()?
+    } else {
+        args.agents.clone()
+    };
+    for name in &named {
+        // An agent that does not load is reported by the eval itself, with its case.
+        if let Ok(agent) = project.load(name) {
+            crate::lint::check_unbound(&agent.prompt, args.strict)?;
+        }
+    }
     let (mut folder, selection) = EvalFolder::open(
         args.resume.as_deref(),
         args.out.as_deref(),

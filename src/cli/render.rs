@@ -7,6 +7,7 @@ use crate::project::Project;
 
 pub(crate) fn run(project: &Project, args: &RenderArgs) -> Result<Status, Error> {
     let agent = project.load(&args.agent)?;
+    crate::lint::check_unbound(&agent.prompt, args.strict)?;
     let sources = args.inputs.sources()?;
     let gathered = crate::inputs::gather(&agent.prompt, &sources, &args.inputs.limits())?;
     for warning in &gathered.warnings {

@@ -26,6 +26,10 @@ pub struct RunArgs {
     /// Input sources.
     #[command(flatten)]
     pub inputs: InputArgs,
+    /// Refuse an agent whose template holds placeholder-looking text no input binds (by
+    /// default a warning: the text is sent as written).
+    #[arg(long)]
+    pub strict: bool,
     /// Model choice and parameters.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -45,6 +49,7 @@ pub struct RunArgs {
 
 pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Result<Status, Error> {
     let agent = project.load(&args.agent)?;
+    crate::lint::check_unbound(&agent.prompt, args.strict)?;
     let sources = args.inputs.sources()?;
     let gathered = crate::inputs::gather(&agent.prompt, &sources, &args.inputs.limits())?;
     for warning in &gathered.warnings {
