@@ -12,7 +12,8 @@
 //! Then peak resident memory at 10,000, 100,000 and 1,000,000 rows (0 ms, concurrency 32, one
 //! run each), which must stay flat: results stream to `results.jsonl` and every report is
 //! written from that stream. `AGENT_BENCH_MEMORY_ROWS=10000,100000` measures other sizes;
-//! `AGENT_BENCH_MEMORY_ONLY=1` skips the throughput table.
+//! `AGENT_BENCH_MEMORY_ONLY=1` measures only these (no streaming comparison, no throughput
+//! table).
 
 #[path = "support/fake_server.rs"]
 mod fake_server;
@@ -157,6 +158,11 @@ fn main() {
         })
         .collect();
     let zero_latency = &servers[0].1;
+    let memory_only = std::env::var_os("AGENT_BENCH_MEMORY_ONLY").is_some();
+    if memory_only {
+        memory(&root, &binary, zero_latency);
+        return;
+    }
     streaming_cost(&root, &binary, zero_latency);
     if std::env::args().any(|a| a == "streaming") {
         return;
@@ -175,19 +181,14 @@ fn main() {
         "of it sys",
         "peak RSS"
     );
-    let memory_only = std::env::var_os("AGENT_BENCH_MEMORY_ONLY").is_some();
     let mut peaks = Vec::new();
-    for (cases, latency, concurrency) in if memory_only {
-        vec![]
-    } else {
-        vec![
-            (250, 0, 32),
-            (1000, 0, 8),
-            (1000, 0, 32),
-            (1000, 200, 8),
-            (1000, 200, 32),
-        ]
-    } {
+    for (cases, latency, concurrency) in [
+        (250, 0, 32),
+        (1000, 0, 8),
+        (1000, 0, 32),
+        (1000, 200, 8),
+        (1000, 200, 32),
+    ] {
         let project = project(&root, cases);
         let server = &servers
             .iter()

@@ -313,9 +313,10 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     let cases = &selected.cases;
     let (settings, live, models) = resolve_models(project, args, mode, cases, columns)?;
     folder.settle_models(&models)?;
-    let index = folder.index(cases, columns)?;
-    let done = index.done();
-    drop(index);
+    let done = folder
+        .index(cases, columns, selection.repeat)?
+        .done()
+        .clone();
     let progress = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -379,7 +380,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     let mut paths = vec![folder.path().join("report.json"), table.clone()];
     paths.extend(args.reports.iter().cloned());
     let written = write_reports(
-        &folder.index(cases, columns)?,
+        &folder.index(cases, columns, selection.repeat)?,
         cases,
         columns,
         ReportPlan {
@@ -415,7 +416,7 @@ fn resolve_models(
     project: &Project,
     args: &EvalRunArgs,
     mode: Mode,
-    cases: &[crate::eval::Case],
+    cases: &crate::eval::Cases,
     columns: &[Column],
 ) -> Result<
     (
@@ -433,10 +434,10 @@ fn resolve_models(
     }
     // A pipeline case may run any agent.
     let all = project.agent_names()?;
-    let agents: BTreeSet<&str> = if cases.iter().any(|c| c.pipeline.is_some()) {
+    let agents: BTreeSet<&str> = if cases.files().any(|c| c.pipeline.is_some()) {
         all.iter().map(String::as_str).collect()
     } else {
-        cases.iter().map(|c| c.agent.as_str()).collect()
+        cases.files().map(|c| c.agent.as_str()).collect()
     };
     // One client per endpoint, shared by every case on it, so a 429 holds the whole pool.
     let mut clients: HashMap<String, Arc<dyn ModelClient>> = HashMap::new();

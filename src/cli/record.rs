@@ -164,12 +164,16 @@ async fn record_case(
     if let Some(recording) = &args.recording {
         // Another file: the case's own recording stays as it is, and the file keeps the
         // exchanges of the other cases recorded into it.
-        for case in &mut selected.cases {
-            case.recording = std::path::absolute(recording).unwrap_or_else(|_| recording.clone());
-        }
+        selected
+            .cases
+            .record_into(&std::path::absolute(recording).unwrap_or_else(|_| recording.clone()));
     }
     let cases = &selected.cases;
-    let case_dir = cases[0].dir.clone();
+    let case_dir = cases
+        .files()
+        .next()
+        .map(|case| case.dir.clone())
+        .unwrap_or_default();
     let replies = if given.is_empty() {
         let path = case_dir.join("case.yaml");
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
@@ -190,10 +194,10 @@ async fn record_case(
     };
 
     // Every agent a case may run: a pipeline case runs any of them.
-    let names: BTreeSet<String> = if cases.iter().any(|c| c.pipeline.is_some()) {
+    let names: BTreeSet<String> = if cases.files().any(|c| c.pipeline.is_some()) {
         project.agent_names()?.into_iter().collect()
     } else {
-        cases.iter().map(|c| c.agent.clone()).collect()
+        cases.files().map(|c| c.agent.clone()).collect()
     };
     let mut resolved = HashMap::new();
     let mut models = BTreeMap::new();
@@ -248,12 +252,12 @@ async fn record_case(
         &columns,
         &options,
         &folder,
-        &Default::default(),
+        &crate::eval::RunSet::default(),
     )
     .await?;
     let table = scratch.path.join("table.txt");
     let written = write_reports(
-        &folder.index(cases, &columns)?,
+        &folder.index(cases, &columns, 1)?,
         cases,
         &columns,
         ReportPlan {
@@ -273,7 +277,7 @@ async fn record_case(
     if cancel.is_cancelled() {
         return Ok(Status::Interrupted);
     }
-    let recordings: BTreeSet<&Path> = cases.iter().map(|c| c.recording.as_path()).collect();
+    let recordings: BTreeSet<&Path> = cases.files().map(|c| c.recording.as_path()).collect();
     if !quiet {
         for recording in recordings {
             if client.served() == 0 {

@@ -14,7 +14,7 @@
 //! recording: recording.json # default
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -137,9 +137,257 @@ impl Case {
     }
 }
 
-/// Every case of `agents` (all agents when empty), in stable order: by agent, then case
-/// directory, then dataset row.
-pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalError> {
+/// The cases an eval runs, in stable order: by agent, then case directory, then dataset row.
+///
+/// A dataset's rows are read from its file each time the cases are walked and never held
+/// all at once, so a million-row dataset costs the memory of the rows in flight (and, while
+/// its ids are checked, a filter of at most a megabyte). Walking the cases is
+/// [`Cases::iter`]; every walk gives the same cases at the same positions.
+#[derive(Debug, Clone)]
+pub struct Cases {
+    groups: Vec<Group>,
+    filters: Vec<String>,
+    shard: Option<Shard>,
+    len: u64,
+}
+
+/// A case file and what it selects: its own case, or one case per row of its dataset.
+#[derive(Debug, Clone)]
+struct Group {
+    /// The case file's case; each dataset row's case is made from it.
+    base: Case,
+    /// The dataset, as the case file names it and where it is.
+    dataset: Option<(PathBuf, PathBuf)>,
+    /// Its cases before any filter.
+    rows: u64,
+    /// The filters' picks before this group's (a shard counts places among the picks).
+    picked_before: u64,
+    /// The position of its first selected case, and how many it has.
+    first: u64,
+    selected: u64,
+}
+
+impl Cases {
+    /// Cases given whole (no dataset files behind them), in the order given.
+    pub fn of(cases: Vec<Case>) -> Cases {
+        let groups: Vec<Group> = cases
+            .into_iter()
+            .enumerate()
+            .map(|(position, base)| Group {
+                base,
+                dataset: None,
+                rows: 1,
+                picked_before: position as u64,
+                first: position as u64,
+                selected: 1,
+            })
+            .collect();
+        Cases {
+            len: groups.len() as u64,
+            groups,
+            filters: Vec::new(),
+            shard: None,
+        }
+    }
+
+    /// How many cases.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// No case selected.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Each case file's case (a dataset's rows share all but their variables, tags and
+    /// expected outcome with it) that has a selected case: what agents, pipelines and
+    /// recordings the cases use.
+    pub fn files(&self) -> impl Iterator<Item = &Case> {
+        self.groups
+            .iter()
+            .filter(|g| g.selected > 0)
+            .map(|g| &g.base)
+    }
+
+    /// How many runs the matrix makes of these cases, `repeat` times each.
+    pub fn runs(&self, columns: &[super::matrix::Column], repeat: u32) -> u64 {
+        self.groups
+            .iter()
+            .map(|g| g.selected * columns.iter().filter(|c| c.runs(&g.base)).count() as u64)
+            .sum::<u64>()
+            * u64::from(repeat)
+    }
+
+    /// Run every case from the start, in stable order; an item is an error only when a
+    /// dataset no longer reads as it did when the cases were selected.
+    pub fn iter(&self) -> CaseIter<'_> {
+        CaseIter {
+            cases: self,
+            group: 0,
+            rows: None,
+            yielded: 0,
+            failed: false,
+        }
+    }
+
+    /// Every case of a recording file this selection runs all of: with `--record` they
+    /// start empty; any other keeps the exchanges of the cases not run. A case counts as run
+    /// now unless one of its runs is in `done`.
+    pub fn whole_recordings(
+        &self,
+        all: &HashMap<PathBuf, u64>,
+        done: &super::stream::RunSet,
+    ) -> HashSet<PathBuf> {
+        let mut running: HashMap<&Path, u64> = HashMap::new();
+        for group in &self.groups {
+            let finished = (group.first..group.first + group.selected)
+                .filter(|&position| done.any_at(position))
+                .count() as u64;
+            *running.entry(group.base.recording.as_path()).or_default() +=
+                group.selected - finished;
+        }
+        running
+            .into_iter()
+            .filter(|(path, count)| all.get(*path) == Some(count))
+            .map(|(path, _)| path.to_owned())
+            .collect()
+    }
+
+    /// Make every case read and write the recording `path`.
+    pub fn record_into(&mut self, path: &Path) {
+        for group in &mut self.groups {
+            group.base.recording = path.to_owned();
+        }
+    }
+}
+
+/// A walk over [`Cases`]; see [`Cases::iter`].
+pub struct CaseIter<'a> {
+    cases: &'a Cases,
+    group: usize,
+    /// The open dataset of the current group, and the picks made in it so far.
+    rows: Option<(Rows, u64)>,
+    /// Cases of the current group given so far.
+    yielded: u64,
+    failed: bool,
+}
+
+impl Iterator for CaseIter<'_> {
+    type Item = Result<Case, EvalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let item = self.advance();
+        if matches!(item, Some(Err(_))) {
+            self.failed = true;
+        }
+        item
+    }
+}
+
+impl CaseIter<'_> {
+    fn advance(&mut self) -> Option<Result<Case, EvalError>> {
+        loop {
+            let group = self.cases.groups.get(self.group)?;
+            if self.yielded == group.selected {
+                self.group += 1;
+                self.rows = None;
+                self.yielded = 0;
+                continue;
+            }
+            let Some((dataset_named, dataset)) = &group.dataset else {
+                self.yielded += 1;
+                return Some(Ok(group.base.clone()));
+            };
+            let changed = |problem: String| {
+                Err(EvalError::Cases {
+                    problems: vec![format!(
+                        "{}: {problem} (the dataset changed while the eval ran)",
+                        group.base.dir.join("case.yaml").display()
+                    )],
+                })
+            };
+            if self.rows.is_none() {
+                match Rows::open(dataset) {
+                    Ok(rows) => self.rows = Some((rows, 0)),
+                    Err(problem) => return Some(changed(problem)),
+                }
+            }
+            let (rows, picked) = self.rows.as_mut().expect("opened above");
+            let (index, row) = match rows.next() {
+                Some(Ok(row)) => row,
+                Some(Err(problem)) => return Some(changed(problem)),
+                None => {
+                    return Some(changed(format!(
+                        "`{}` has fewer rows than it had",
+                        dataset_named.display()
+                    )));
+                }
+            };
+            let case = match group.row_case(index, row) {
+                Ok(case) => case,
+                Err(problem) => return Some(changed(problem)),
+            };
+            if !self.cases.picks(&case) {
+                continue;
+            }
+            let place = group.picked_before + *picked;
+            *picked += 1;
+            if self.cases.shard.is_none_or(|shard| shard.keeps(place)) {
+                self.yielded += 1;
+                return Some(Ok(case));
+            }
+        }
+    }
+}
+
+impl Cases {
+    /// Do the filters pick `case`? (No filter picks every case.)
+    fn picks(&self, case: &Case) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| case.matches(f))
+    }
+}
+
+impl Group {
+    /// The case of a dataset row (`index` counts from 0).
+    fn row_case(&self, index: usize, row: Vec<(String, String)>) -> Result<Case, String> {
+        let mut case = self.base.clone();
+        let mut id = (index + 1).to_string();
+        for (key, value) in row {
+            match key.as_str() {
+                "id" | "name" => id = value,
+                "expect" => {
+                    case.expect.outcome = serde_yaml_ng::from_str(&value)
+                        .map_err(|e| format!("row {}: `expect`: {e}", index + 1))?
+                }
+                "tags" => case.tags.extend(
+                    value
+                        .split(',')
+                        .map(|t| t.trim().to_owned())
+                        .filter(|t| !t.is_empty()),
+                ),
+                _ => case.sources.vars.push((key, value)),
+            }
+        }
+        case.name = format!("{}#{id}", self.base.name);
+        Ok(case)
+    }
+}
+
+/// The id a dataset row goes by: its `id` or `name` column (the later one when it has
+/// both), or its number.
+fn row_id(index: usize, row: &[(String, String)]) -> String {
+    row.iter()
+        .rev()
+        .find(|(key, _)| key == "id" || key == "name")
+        .map_or_else(|| (index + 1).to_string(), |(_, value)| value.clone())
+}
+
+/// The case files of `agents` (all agents when empty), in stable order.
+fn discover(project: &Project, agents: &[String]) -> Result<Vec<Group>, EvalError> {
     let fixtures = project.root.join("fixtures");
     // `pipelines` selects the pipeline cases; no agents selects every agent and the pipelines.
     let include_pipelines = agents.is_empty() || agents.iter().any(|a| a == PIPELINES);
@@ -150,7 +398,7 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
     } else {
         agents.iter().filter(|a| *a != PIPELINES).cloned().collect()
     };
-    let mut cases = Vec::new();
+    let mut groups = Vec::new();
     let mut problems = Vec::new();
     let mut agents = agents;
     agents.sort();
@@ -162,48 +410,33 @@ pub fn discover(project: &Project, agents: &[String]) -> Result<Vec<Case>, EvalE
         let Ok(entries) = std::fs::read_dir(fixtures.join(agent)) else {
             continue;
         };
-        cases_in(agent, entries, &mut cases, &mut problems);
+        groups_in(agent, entries, &mut groups, &mut problems);
     }
     // Pipeline cases live beside the agents', under `fixtures/pipelines/`.
     if include_pipelines && let Ok(entries) = std::fs::read_dir(fixtures.join(PIPELINES)) {
-        cases_in(PIPELINES, entries, &mut cases, &mut problems);
+        groups_in(PIPELINES, entries, &mut groups, &mut problems);
     }
     if !problems.is_empty() {
         return Err(EvalError::Cases { problems });
     }
     // Directories were read in sorted order and a dataset's rows keep their file order, so
     // the order is stable without sorting by id (which would put row 10 before row 2).
-    Ok(cases)
+    Ok(groups)
 }
 
-/// The cases an eval runs, in stable order, and how many cases each recording file serves
-/// in all (to know which recordings a `--record` refreshes whole).
+/// The cases an eval runs, and how many cases each recording file serves in all (to know
+/// which recordings a `--record` refreshes whole).
 pub struct Selected {
     /// The cases.
-    pub cases: Vec<Case>,
-    cases_per_recording: std::collections::HashMap<PathBuf, usize>,
+    pub cases: Cases,
+    /// Per recording file, its cases before any filter or shard.
+    pub cases_per_recording: HashMap<PathBuf, u64>,
 }
 
 impl Selected {
-    /// The recordings every one of whose cases runs now (none of them in `done`): with
-    /// `--record` they start empty; any other keeps the exchanges of the cases not run.
-    pub fn whole_recordings(
-        &self,
-        done: &std::collections::HashSet<super::stream::RunKey>,
-    ) -> std::collections::HashSet<PathBuf> {
-        let finished: std::collections::HashSet<u64> =
-            done.iter().map(|(position, _, _)| *position).collect();
-        let mut running: std::collections::HashMap<&Path, usize> = std::collections::HashMap::new();
-        for (position, case) in self.cases.iter().enumerate() {
-            if !finished.contains(&(position as u64)) {
-                *running.entry(case.recording.as_path()).or_default() += 1;
-            }
-        }
-        running
-            .into_iter()
-            .filter(|(path, count)| self.cases_per_recording.get(*path) == Some(count))
-            .map(|(path, _)| path.to_owned())
-            .collect()
+    /// The recordings every one of whose cases runs now; see [`Cases::whole_recordings`].
+    pub fn whole_recordings(&self, done: &super::stream::RunSet) -> HashSet<PathBuf> {
+        self.cases.whole_recordings(&self.cases_per_recording, done)
     }
 }
 
@@ -215,19 +448,51 @@ pub fn select(
     filters: &[String],
     shard: Option<Shard>,
 ) -> Result<Selected, EvalError> {
-    let mut cases = discover(project, agents)?;
-    let mut cases_per_recording = std::collections::HashMap::new();
-    for case in &cases {
+    let mut groups = discover(project, agents)?;
+    let mut cases_per_recording = HashMap::new();
+    for group in &groups {
         *cases_per_recording
-            .entry(case.recording.clone())
-            .or_default() += 1;
+            .entry(group.base.recording.clone())
+            .or_default() += group.rows;
     }
-    if !filters.is_empty() {
-        cases.retain(|case| filters.iter().any(|f| case.matches(f)));
+    let mut cases = Cases {
+        groups: Vec::new(),
+        filters: filters.to_vec(),
+        shard,
+        len: 0,
+    };
+    // Count each group's picks (reading its rows again only when a filter may pick some of
+    // them and not others), then place the shard's share of them.
+    let mut picked_before = 0;
+    for group in &mut groups {
+        let picked = match &group.dataset {
+            _ if filters.is_empty() => group.rows,
+            None => u64::from(cases.picks(&group.base)),
+            Some((_, path)) => {
+                let mut picked = 0;
+                let mut rows = Rows::open(path).map_err(|problem| group.problem(problem))?;
+                for row in &mut rows {
+                    let (index, row) = row.map_err(|problem| group.problem(problem))?;
+                    let case = group
+                        .row_case(index, row)
+                        .map_err(|problem| group.problem(problem))?;
+                    picked += u64::from(cases.picks(&case));
+                }
+                picked
+            }
+        };
+        group.picked_before = picked_before;
+        group.first = cases.len;
+        group.selected = match shard {
+            Some(shard) => {
+                shard.kept_below(picked_before + picked) - shard.kept_below(picked_before)
+            }
+            None => picked,
+        };
+        picked_before += picked;
+        cases.len += group.selected;
     }
-    if let Some(shard) = shard {
-        cases = shard.select(cases);
-    }
+    cases.groups = groups;
     if cases.is_empty() {
         let mut parts = Vec::new();
         if !agents.is_empty() {
@@ -252,14 +517,25 @@ pub fn select(
     })
 }
 
+impl Group {
+    fn problem(&self, problem: String) -> EvalError {
+        EvalError::Cases {
+            problems: vec![format!(
+                "{}: {problem}",
+                self.base.dir.join("case.yaml").display()
+            )],
+        }
+    }
+}
+
 /// The folder of pipeline cases, and their "agent" in case ids.
 pub(crate) const PIPELINES: &str = "pipelines";
 
-/// The cases of the case directories in `entries`, in directory order.
-fn cases_in(
+/// The case files of the case directories in `entries`, in directory order.
+fn groups_in(
     agent: &str,
     entries: std::fs::ReadDir,
-    cases: &mut Vec<Case>,
+    groups: &mut Vec<Group>,
     problems: &mut Vec<String>,
 ) {
     let mut dirs: Vec<PathBuf> = entries
@@ -270,13 +546,13 @@ fn cases_in(
     dirs.sort();
     for dir in dirs {
         match load_case(agent, &dir) {
-            Ok(mut found) => cases.append(&mut found),
+            Ok(group) => groups.push(group),
             Err(problem) => problems.push(problem),
         }
     }
 }
 
-fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
+fn load_case(agent: &str, dir: &Path) -> Result<Group, String> {
     let path = dir.join("case.yaml");
     let at = |message: String| format!("{}: {message}", path.display());
     let text = std::fs::read_to_string(&path).map_err(|e| at(e.to_string()))?;
@@ -300,76 +576,127 @@ fn load_case(agent: &str, dir: &Path) -> Result<Vec<Case>, String> {
     let vars = scalars(&file.vars).map_err(at)?;
     let base = Case {
         agent: agent.to_owned(),
-        name: name.clone(),
+        name,
         dir: dir.to_owned(),
-        description: file.description.clone(),
-        tags: file.tags.clone(),
+        description: file.description,
+        tags: file.tags,
         sources: Sources {
             dir: inputs_dir,
-            vars: vars.clone(),
+            vars,
             ..Sources::default()
         },
         attempts: file.attempts.unwrap_or(3).max(1),
         response_format: file.response_format,
-        expect: file.expect.clone(),
+        expect: file.expect,
         checks,
         recording: dir.join(
             file.recording
-                .clone()
                 .unwrap_or_else(|| PathBuf::from("recording.json")),
         ),
         pipeline: file.pipeline.as_ref().map(|p| dir.join(p)),
     };
-    let Some(dataset) = &file.dataset else {
-        return Ok(vec![base]);
+    let Some(named) = file.dataset else {
+        return Ok(Group {
+            base,
+            dataset: None,
+            rows: 1,
+            picked_before: 0,
+            first: 0,
+            selected: 0,
+        });
     };
-    let rows = read_dataset(&dir.join(dataset)).map_err(at)?;
-    let mut cases = Vec::with_capacity(rows.len());
-    // A row's id names its case everywhere (results, resume, baselines, artifact folders):
-    // two rows with one id would pass for one case run twice.
-    let mut rows_by_id: std::collections::HashMap<String, usize> =
-        std::collections::HashMap::with_capacity(rows.len());
-    let mut duplicates = Vec::new();
-    for (index, row) in rows.into_iter().enumerate() {
-        let mut case = base.clone();
-        let mut row_vars = Vec::new();
-        let mut id = (index + 1).to_string();
-        for (key, value) in row {
-            match key.as_str() {
-                "id" | "name" => id = value,
-                "expect" => {
-                    case.expect.outcome = serde_yaml_ng::from_str(&value)
-                        .map_err(|e| at(format!("row {}: `expect`: {e}", index + 1)))?
+    let dataset = dir.join(&named);
+    let mut group = Group {
+        base,
+        dataset: Some((named.clone(), dataset.clone())),
+        rows: 0,
+        picked_before: 0,
+        first: 0,
+        selected: 0,
+    };
+    // Every row must make a case, and a row's id names its case everywhere (results,
+    // resume, baselines, artifact folders): two rows with one id would pass for one case run
+    // twice. The ids are checked against a filter of fixed size; the few it cannot tell
+    // apart are settled by a second read.
+    let mut seen = SeenIds::sized_for(&dataset);
+    for row in Rows::open(&dataset).map_err(at)? {
+        let (index, row) = row.map_err(at)?;
+        seen.note(&row_id(index, &row));
+        group.row_case(index, row).map_err(at)?;
+        group.rows += 1;
+    }
+    if !seen.maybe.is_empty() {
+        let mut first_row: HashMap<String, usize> = HashMap::new();
+        let mut duplicates = Vec::new();
+        for row in Rows::open(&dataset).map_err(at)? {
+            let (index, row) = row.map_err(at)?;
+            let id = row_id(index, &row);
+            if !seen.maybe.contains(&id) {
+                continue;
+            }
+            match first_row.get(&id) {
+                Some(first) => duplicates.push(format!(
+                    "rows {first} and {} of `{}` have the same id `{id}`",
+                    index + 1,
+                    named.display()
+                )),
+                None => {
+                    first_row.insert(id, index + 1);
                 }
-                "tags" => case.tags.extend(
-                    value
-                        .split(',')
-                        .map(|t| t.trim().to_owned())
-                        .filter(|t| !t.is_empty()),
-                ),
-                _ => row_vars.push((key, value)),
             }
         }
-        if let Some(first) = rows_by_id.get(&id) {
-            duplicates.push(format!(
-                "rows {first} and {} of `{}` have the same id `{id}`",
-                index + 1,
-                dataset.display()
-            ));
-            continue;
+        if !duplicates.is_empty() {
+            return Err(at(format!(
+                "{}; give each row its own `id`",
+                duplicates.join("; ")
+            )));
         }
-        rows_by_id.insert(id.clone(), index + 1);
-        case.name = format!("{name}#{id}");
-        case.sources.vars.extend(row_vars);
-        cases.push(case);
     }
-    if !duplicates.is_empty() {
-        return Err(at(format!(
-            "{}; give each row its own `id`",
-            duplicates.join("; ")
-        )));
+    Ok(group)
+}
+
+/// The ids of a dataset seen so far, in a Bloom filter of at most a megabyte: `maybe` holds
+/// every id that may repeat an earlier one (all repeats, and a few false alarms).
+struct SeenIds {
+    bits: Vec<u64>,
+    maybe: HashSet<String>,
+}
+
+impl SeenIds {
+    /// Largest filter: 2^23 bits (1 MiB), a 2% false-alarm rate at a million ids.
+    const MAX_BITS: u64 = 1 << 23;
+
+    /// A filter for the ids of the file at `path`: about two bits per byte of a small file
+    /// (rows are longer than four bytes), at most [`SeenIds::MAX_BITS`].
+    fn sized_for(path: &Path) -> SeenIds {
+        let bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+        let bits = (bytes * 2)
+            .next_power_of_two()
+            .clamp(1 << 12, SeenIds::MAX_BITS);
+        SeenIds {
+            bits: vec![0; (bits / 64) as usize],
+            maybe: HashSet::new(),
+        }
     }
-    Ok(cases)
+
+    fn note(&mut self, id: &str) {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::hash::DefaultHasher::new();
+        id.hash(&mut hasher);
+        let hash = hasher.finish();
+        let (first, step) = (hash & 0xffff_ffff, (hash >> 32) | 1);
+        let size = self.bits.len() as u64 * 64;
+        let mut all_set = true;
+        for k in 0..4 {
+            let bit = first.wrapping_add(k * step) % size;
+            let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+            all_set &= self.bits[word] & mask != 0;
+            self.bits[word] |= mask;
+        }
+        if all_set {
+            self.maybe.insert(id.to_owned());
+        }
+    }
 }
 
 fn scalars(vars: &BTreeMap<String, serde_yaml_ng::Value>) -> Result<Vec<(String, String)>, String> {
@@ -386,124 +713,243 @@ fn scalars(vars: &BTreeMap<String, serde_yaml_ng::Value>) -> Result<Vec<(String,
         .collect()
 }
 
-/// Rows of a JSON-lines or CSV file, each a list of (column, value).
-fn read_dataset(path: &Path) -> Result<Vec<Vec<(String, String)>>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("dataset `{}`: {e}", path.display()))?;
-    // Spreadsheets write "CSV UTF-8" with a byte-order mark; it is not part of the first column.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
-        return parse_csv(text).map_err(|e| format!("dataset `{}`: {e}", path.display()));
-    }
-    let mut rows = Vec::new();
-    for (number, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("dataset `{}` line {}: {e}", path.display(), number + 1))?;
-        let serde_json::Value::Object(map) = value else {
-            return Err(format!(
-                "dataset `{}` line {}: not an object",
-                path.display(),
-                number + 1
-            ));
-        };
-        rows.push(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        serde_json::Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (k, text)
-                })
-                .collect(),
-        );
-    }
-    Ok(rows)
+/// The rows of a JSON-lines or CSV dataset, read one at a time, each with its index (from 0)
+/// and its (column, value) pairs.
+struct Rows {
+    path: PathBuf,
+    reader: std::io::BufReader<std::fs::File>,
+    /// A CSV file's header, once read; `None` for JSON lines.
+    csv: Option<Vec<String>>,
+    /// Lines read, for JSON lines' error messages.
+    lines: usize,
+    /// Rows given.
+    given: usize,
+    line: String,
+    ended: bool,
 }
 
-/// A small RFC 4180 reader: a header row, quoted fields with `""` escapes and line breaks.
-fn parse_csv(text: &str) -> Result<Vec<Vec<(String, String)>>, String> {
-    let mut records: Vec<Vec<String>> = Vec::new();
-    let mut field = String::new();
-    let mut record = Vec::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (ch, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
+type Row = (usize, Vec<(String, String)>);
+
+impl Rows {
+    fn open(path: &Path) -> Result<Rows, String> {
+        let file =
+            std::fs::File::open(path).map_err(|e| format!("dataset `{}`: {e}", path.display()))?;
+        let is_csv = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        Ok(Rows {
+            path: path.to_owned(),
+            reader: std::io::BufReader::new(file),
+            csv: is_csv.then(Vec::new),
+            lines: 0,
+            given: 0,
+            line: String::new(),
+            ended: false,
+        })
+    }
+
+    /// Read the next line into `self.line` (line break kept); false at the end. A
+    /// byte-order mark opening the file is not part of it (spreadsheets write "CSV UTF-8"
+    /// with one).
+    fn read_line(&mut self) -> Result<bool, String> {
+        use std::io::BufRead as _;
+        self.line.clear();
+        if self
+            .reader
+            .read_line(&mut self.line)
+            .map_err(|e| e.to_string())?
+            == 0
+        {
+            return Ok(false);
+        }
+        if self.lines == 0 && self.line.starts_with('\u{feff}') {
+            self.line.drain(..'\u{feff}'.len_utf8());
+        }
+        self.lines += 1;
+        Ok(true)
+    }
+
+    fn next_json(&mut self) -> Result<Option<Vec<(String, String)>>, String> {
+        loop {
+            if !self.read_line()? {
+                return Ok(None);
             }
-            ('"', true) => quoted = false,
-            ('"', false) if field.is_empty() => quoted = true,
-            (',', false) => record.push(std::mem::take(&mut field)),
-            ('\r', false) => {}
-            ('\n', false) => {
-                record.push(std::mem::take(&mut field));
-                if record.iter().any(|f| !f.is_empty()) {
-                    records.push(std::mem::take(&mut record));
-                } else {
-                    record.clear();
-                }
+            let line = self.line.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
             }
-            (c, _) => field.push(c),
+            let number = self.lines;
+            let value: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("line {number}: {e}"))?;
+            let serde_json::Value::Object(map) = value else {
+                return Err(format!("line {number}: not an object"));
+            };
+            return Ok(Some(
+                map.into_iter()
+                    .map(|(k, v)| {
+                        let text = match v {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        (k, text)
+                    })
+                    .collect(),
+            ));
         }
     }
-    if quoted {
-        return Err("a quoted field is never closed".into());
-    }
-    if !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        records.push(record);
-    }
-    let mut records = records.into_iter();
-    let header = records.next().ok_or("no header row")?;
-    records
-        .enumerate()
-        .map(|(index, row)| {
-            if row.len() != header.len() {
-                return Err(format!(
-                    "row {} has {} fields, the header {}",
-                    index + 2,
-                    row.len(),
-                    header.len()
-                ));
+
+    /// The next CSV record that is not blank (RFC 4180: quoted fields with `""` escapes,
+    /// commas and line breaks).
+    fn next_record(&mut self) -> Result<Option<Vec<String>>, String> {
+        let mut record = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        loop {
+            if !self.read_line()? {
+                if quoted {
+                    return Err("a quoted field is never closed".into());
+                }
+                if !field.is_empty() || !record.is_empty() {
+                    record.push(field);
+                    return Ok(Some(record));
+                }
+                return Ok(None);
             }
-            Ok(header.iter().cloned().zip(row).collect())
-        })
-        .collect()
+            let mut chars = self.line.chars().peekable();
+            while let Some(ch) = chars.next() {
+                match (ch, quoted) {
+                    ('"', true) if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    ('"', true) => quoted = false,
+                    ('"', false) if field.is_empty() => quoted = true,
+                    (',', false) => record.push(std::mem::take(&mut field)),
+                    ('\r', false) => {}
+                    ('\n', false) => {
+                        record.push(std::mem::take(&mut field));
+                        if record.iter().any(|f| !f.is_empty()) {
+                            return Ok(Some(record));
+                        }
+                        record.clear();
+                    }
+                    (c, _) => field.push(c),
+                }
+            }
+        }
+    }
+
+    fn next_csv(&mut self) -> Result<Option<Vec<(String, String)>>, String> {
+        if self.csv.as_ref().is_some_and(Vec::is_empty) {
+            let header = self.next_record()?.ok_or("no header row")?;
+            self.csv = Some(header);
+        }
+        let Some(record) = self.next_record()? else {
+            return Ok(None);
+        };
+        let header = self.csv.as_ref().expect("a CSV dataset");
+        if record.len() != header.len() {
+            return Err(format!(
+                "row {} has {} fields, the header {}",
+                self.given + 2,
+                record.len(),
+                header.len()
+            ));
+        }
+        Ok(Some(header.iter().cloned().zip(record).collect()))
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Row, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let row = if self.csv.is_some() {
+            self.next_csv()
+        } else {
+            self.next_json()
+        };
+        match row {
+            Ok(Some(row)) => {
+                self.given += 1;
+                Some(Ok((self.given - 1, row)))
+            }
+            Ok(None) => {
+                self.ended = true;
+                None
+            }
+            Err(problem) => {
+                self.ended = true;
+                Some(Err(format!("dataset `{}`: {problem}", self.path.display())))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn rows_of(name: &str, text: &str) -> Result<Vec<Vec<(String, String)>>, String> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        Rows::open(&path)?
+            .map(|row| row.map(|(_, row)| row))
+            .collect()
+    }
+
     #[test]
     fn a_byte_order_mark_is_not_part_of_the_first_column() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("rows.csv");
-        std::fs::write(&path, "\u{feff}id,VERSION\nr1,2.4.1\n").expect("write");
-        let rows = read_dataset(&path).expect("reads");
+        let rows = rows_of("rows.csv", "\u{feff}id,VERSION\nr1,2.4.1\n").expect("reads");
+        assert_eq!(rows[0][0], ("id".to_owned(), "r1".to_owned()));
+        let rows = rows_of("rows.jsonl", "\u{feff}{\"id\": \"r1\"}\n").expect("reads");
         assert_eq!(rows[0][0], ("id".to_owned(), "r1".to_owned()));
     }
 
     #[test]
     fn csv_handles_quotes_commas_and_line_breaks() {
-        let rows = parse_csv(
-            "id,VERSION,NOTES\n1,2.4.0,\"a, b\"\n2,2.4.1,\"line one\nline \"\"two\"\"\"\n",
+        let rows = rows_of(
+            "rows.csv",
+            "id,VERSION,NOTES\n1,2.4.0,\"a, b\"\n\n2,2.4.1,\"line one\nline \"\"two\"\"\"\r\n",
         )
         .expect("parses");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][2], ("NOTES".to_owned(), "a, b".to_owned()));
         assert_eq!(rows[1][2].1, "line one\nline \"two\"");
-        assert!(parse_csv("a,b\n1\n").is_err());
-        assert!(parse_csv("a\n\"open\n").is_err());
+        let short = rows_of("rows.csv", "a,b\n1\n").expect_err("short row");
+        assert!(
+            short.contains("row 2 has 1 fields, the header 2"),
+            "{short}"
+        );
+        let open = rows_of("rows.csv", "a\n\"open\n").expect_err("open quote");
+        assert!(open.contains("never closed"), "{open}");
+        let last = rows_of("rows.csv", "a,b\n1,2").expect("a last row without its line break");
+        assert_eq!(last[0][1].1, "2");
+    }
+
+    #[test]
+    fn json_lines_errors_name_the_physical_line() {
+        let problem = rows_of("rows.jsonl", "{\"a\": 1}\n\n[1]\n").expect_err("not an object");
+        assert!(problem.ends_with("line 3: not an object"), "{problem}");
+    }
+
+    #[test]
+    fn the_id_filter_finds_every_repeat_and_few_false_alarms() {
+        let mut seen = SeenIds {
+            bits: vec![0; (SeenIds::MAX_BITS / 64) as usize],
+            maybe: HashSet::new(),
+        };
+        for n in 0..200_000 {
+            seen.note(&format!("row-{n}"));
+        }
+        seen.note("row-17");
+        seen.note("row-199999");
+        assert!(seen.maybe.contains("row-17") && seen.maybe.contains("row-199999"));
+        // 4 hashes over 2^23 bits at 200,000 ids: a false alarm about once in 10^5.
+        assert!(seen.maybe.len() < 100, "{} ids held", seen.maybe.len());
     }
 }

@@ -1,7 +1,7 @@
 //! Running cases: concurrently, under the shared transport limits, each result durable as it
 //! finishes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::assertion::{Judgement, Observed};
 use super::budget::{Budgeted, CostBudget};
-use super::case::{Case, ExpectedOutcome};
+use super::case::{Case, Cases, ExpectedOutcome};
 use super::error::EvalError;
 use super::folder::EvalFolder;
 use super::judge;
 use super::matrix::Column;
 use super::report::{AttemptLog, Failure, Noted, RunResult, TokenCounts};
-use super::stream::RunKey;
+use super::stream::RunSet;
 use crate::artifacts::RunFolder;
 use crate::inputs::{DirLayer, Limits, gather_over, read_dir_layer};
 use crate::model::{ModelClient, Recorder, Replayer};
@@ -105,14 +105,19 @@ impl std::fmt::Display for Shard {
 }
 
 impl Shard {
-    /// Keep this shard's cases of `cases`, which must be in stable order.
-    pub fn select(self, cases: Vec<Case>) -> Vec<Case> {
-        cases
-            .into_iter()
-            .enumerate()
-            .filter(|(position, _)| *position as u32 % self.count == self.index - 1)
-            .map(|(_, case)| case)
-            .collect()
+    /// Does this shard run the case at `place` among the cases the filters pick?
+    pub fn keeps(self, place: u64) -> bool {
+        place % u64::from(self.count) == u64::from(self.index - 1)
+    }
+
+    /// How many of the first `places` picked cases this shard runs.
+    pub fn kept_below(self, places: u64) -> u64 {
+        let first = u64::from(self.index - 1);
+        if places > first {
+            (places - first - 1) / u64::from(self.count) + 1
+        } else {
+            0
+        }
     }
 }
 
@@ -204,16 +209,16 @@ pub struct EvalContext<'a> {
 /// stays in memory once it is written: the reports are written from the folder's stream.
 pub async fn run_eval(
     context: &EvalContext<'_>,
-    cases: &[Case],
+    cases: &Cases,
     columns: &[Column],
     options: &EvalOptions,
     folder: &EvalFolder,
-    done: &HashSet<RunKey>,
+    done: &RunSet,
 ) -> Result<Tally, EvalError> {
     // What each case runs: an agent (or a variant of it), loaded once, or a pipeline,
-    // checked once.
+    // checked once. A dataset's rows run what their case file runs.
     let mut targets: HashMap<String, Arc<Target>> = HashMap::new();
-    for case in cases {
+    for case in cases.files() {
         for column in columns.iter().filter(|c| c.runs(case)) {
             let key = target_key(case, column);
             if targets.contains_key(&key) {
@@ -254,27 +259,42 @@ pub async fn run_eval(
             .map(|limit| Arc::new(CostBudget::new(limit, context.cancel.clone()))),
         ..Clients::default()
     };
-    // Runs are made as they are taken, never listed: a million-row dataset costs no memory
-    // here.
-    let runs = || {
-        cases.iter().enumerate().flat_map(move |(position, case)| {
-            columns
-                .iter()
-                .enumerate()
-                .filter(move |(_, column)| column.runs(case))
-                .flat_map(move |(index, column)| {
-                    (0..options.repeat).map(move |repeat| (position, case, index, column, repeat))
-                })
-                .filter(|(position, _, index, _, repeat)| {
-                    !done.contains(&(*position as u64, *index as u32, *repeat))
-                })
+    // Runs are made as they are taken, never listed, and a dataset's rows are read as they
+    // are needed: a million-row dataset costs no memory here.
+    let unreadable: std::sync::Mutex<Option<EvalError>> = std::sync::Mutex::new(None);
+    let runs = cases
+        .iter()
+        .map_while(|case| match case {
+            Ok(case) => Some(Arc::new(case)),
+            Err(error) => {
+                *unreadable.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                None
+            }
         })
-    };
-    context.progress.set_length(runs().count() as u64);
+        .enumerate()
+        .flat_map(|(position, case)| {
+            let mut runs = Vec::new();
+            for (index, column) in columns.iter().enumerate() {
+                if !column.runs(&case) {
+                    continue;
+                }
+                for repeat in 0..options.repeat {
+                    if !done.contains((position as u64, index as u32, repeat)) {
+                        runs.push((position, case.clone(), index, column, repeat));
+                    }
+                }
+            }
+            runs
+        });
+    context.progress.set_length(
+        cases
+            .runs(columns, options.repeat)
+            .saturating_sub(done.len()),
+    );
     let mut tally = Tally::default();
-    let mut stream = futures::stream::iter(runs())
+    let mut stream = futures::stream::iter(runs)
         .map(|(position, case, index, column, repeat)| {
-            let target = targets[&target_key(case, column)].clone();
+            let target = targets[&target_key(&case, column)].clone();
             let judge = judge.clone();
             let clients = &clients;
             async move {
@@ -284,7 +304,7 @@ pub async fn run_eval(
                     column,
                     repeat,
                 };
-                run_case(context, clients, &target, &judge, case, &at, options).await
+                run_case(context, clients, &target, &judge, &case, &at, options).await
             }
         })
         .buffer_unordered(options.concurrency.max(1));
@@ -310,6 +330,11 @@ pub async fn run_eval(
         ));
     }
     folder.sync()?;
+    drop(stream);
+    let unreadable = unreadable.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(error) = unreadable {
+        return Err(error);
+    }
     tally.out_of_budget = clients.budget.as_ref().is_some_and(|b| b.exhausted());
     // An interrupted refresh leaves every recording as it was; `--resume` continues from
     // the staged ones.
@@ -1062,5 +1087,21 @@ impl ModelClient for Replays {
 
     fn describe(&self) -> String {
         self.own.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shard_counts_its_cases_as_it_picks_them() {
+        for (index, count) in [(1, 1), (1, 3), (2, 3), (3, 3), (4, 7)] {
+            let shard = Shard { index, count };
+            for places in 0..40 {
+                let picked = (0..places).filter(|&p| shard.keeps(p)).count() as u64;
+                assert_eq!(shard.kept_below(places), picked, "{shard} below {places}");
+            }
+        }
     }
 }

@@ -289,11 +289,12 @@ impl EvalFolder {
     /// half written.
     pub fn index(
         &self,
-        cases: &[super::Case],
+        cases: &super::Cases,
         columns: &[Column],
+        repeats: u32,
     ) -> Result<ResultsIndex, EvalError> {
         // Appends go through one handle; flush nothing pending by reading a fresh one.
-        ResultsIndex::read(&self.results_path(), cases, columns)
+        ResultsIndex::read(&self.results_path(), cases, columns, repeats)
     }
 
     /// The folder.

@@ -21,7 +21,7 @@ mod report;
 mod stream;
 
 pub use assertion::{Assertion, Check};
-pub use case::{Case, Expect, ExpectedOutcome, Selected, discover, select};
+pub use case::{Case, CaseIter, Cases, Expect, ExpectedOutcome, Selected, select};
 pub use engine::{EvalContext, EvalOptions, Mode, SamplingFlags, Shard, Tally, run_eval};
 pub use error::EvalError;
 pub use folder::{EvalFolder, ModelSetup, Selection};
@@ -30,4 +30,4 @@ pub use report::{
     AttemptLog, Baseline, CaseReport, ColumnSummary, EvalReport, Noted, ReportFormat, RunResult,
     Summary, TokenCounts, merge,
 };
-pub use stream::{ReportPlan, ResultsIndex, RunKey, Written, write_reports};
+pub use stream::{ReportPlan, ResultsIndex, RunKey, RunSet, Written, write_reports};

@@ -216,7 +216,78 @@ pub struct ColumnSummary {
     #[serde(skip)]
     attempts: u64,
     #[serde(skip)]
-    latencies: Vec<u64>,
+    latencies: Latencies,
+}
+
+/// A column's model times, for its percentiles: exact up to [`Latencies::EXACT`] runs, then
+/// counted in buckets 1% wide (exact below 100 ms), so that a million runs cost about 12 KB
+/// and a percentile is off by at most 1%.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Latencies {
+    exact: Vec<u64>,
+    buckets: Vec<u64>,
+    count: u64,
+}
+
+impl Latencies {
+    const EXACT: usize = 4096;
+
+    fn push(&mut self, ms: u64) {
+        self.count += 1;
+        if self.buckets.is_empty() && self.exact.len() < Latencies::EXACT {
+            self.exact.push(ms);
+            return;
+        }
+        for held in std::mem::take(&mut self.exact) {
+            self.count_in_bucket(held);
+        }
+        self.count_in_bucket(ms);
+    }
+
+    fn count_in_bucket(&mut self, ms: u64) {
+        let bucket = Latencies::bucket(ms);
+        if self.buckets.len() <= bucket {
+            self.buckets.resize(bucket + 1, 0);
+        }
+        self.buckets[bucket] += 1;
+    }
+
+    fn bucket(ms: u64) -> usize {
+        if ms < 100 {
+            ms as usize
+        } else {
+            100 + ((ms as f64 / 100.0).ln() / 0.01f64.ln_1p()) as usize
+        }
+    }
+
+    /// The least time bucket `bucket` holds.
+    fn floor(bucket: usize) -> u64 {
+        if bucket < 100 {
+            bucket as u64
+        } else {
+            (100.0 * 1.01f64.powi((bucket - 100) as i32)).ceil() as u64
+        }
+    }
+
+    /// The `q` quantile (nearest rank); 0 with no runs.
+    fn quantile(&mut self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        if self.buckets.is_empty() {
+            self.exact.sort_unstable();
+            return self.exact[rank as usize - 1];
+        }
+        let mut seen = 0;
+        for (bucket, count) in self.buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Latencies::floor(bucket);
+            }
+        }
+        0
+    }
 }
 
 impl ColumnSummary {
@@ -235,8 +306,6 @@ impl ColumnSummary {
             self.runs += 1;
             self.attempts += u64::from(run.attempts);
             self.tokens += run.tokens;
-            // Model time is a u64 of milliseconds per run: eight bytes a run is what the
-            // percentiles need.
             self.latencies.push(run.latency_ms);
             let first_valid = run
                 .attempt_log
@@ -258,17 +327,9 @@ impl ColumnSummary {
         self.pass_rate = self.passed as f64 / self.cases.max(1) as f64;
         self.first_attempt_valid = self.first_valid as f64 / runs;
         self.mean_attempts = self.attempts as f64 / runs;
-        self.latencies.sort_unstable();
-        let at = |q: f64| -> u64 {
-            if self.latencies.is_empty() {
-                return 0;
-            }
-            let rank = (q * self.latencies.len() as f64).ceil() as usize;
-            self.latencies[rank.clamp(1, self.latencies.len()) - 1]
-        };
-        self.latency_p50_ms = at(0.5);
-        self.latency_p95_ms = at(0.95);
-        self.latencies = Vec::new();
+        self.latency_p50_ms = self.latencies.quantile(0.5);
+        self.latency_p95_ms = self.latencies.quantile(0.95);
+        self.latencies = Latencies::default();
     }
 }
 
@@ -853,5 +914,24 @@ mod tests {
         let ids: Vec<&str> = merged.cases.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["z/row#10", "a/1", "m/x", "z/row#2", "b/2"]);
         assert_eq!(merged.shard, None);
+    }
+
+    #[test]
+    fn latency_percentiles_stay_within_a_percent_past_the_exact_runs() {
+        let mut exact = Latencies::default();
+        for ms in [5, 1, 9, 3, 7] {
+            exact.push(ms);
+        }
+        assert_eq!((exact.quantile(0.5), exact.quantile(0.95)), (5, 9));
+        let mut many = Latencies::default();
+        // 100,000 runs, 1 ms to 100 s: p50 is 50,000 ms, p95 95,000 ms.
+        for n in 1..=100_000u64 {
+            many.push(n);
+        }
+        assert!(many.exact.is_empty() && many.buckets.len() < 1_200);
+        let p50 = many.quantile(0.5) as f64;
+        let p95 = many.quantile(0.95) as f64;
+        assert!((p50 / 50_000.0 - 1.0).abs() < 0.01, "p50 {p50}");
+        assert!((p95 / 95_000.0 - 1.0).abs() < 0.01, "p95 {p95}");
     }
 }

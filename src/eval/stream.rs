@@ -1,49 +1,149 @@
-//! [`ResultsIndex`]: where each finished run sits in `results.jsonl`, so that every report is
-//! written from that stream in the cases' stable order, one case in memory at a time.
+//! [`ResultsIndex`]: which runs `results.jsonl` holds, so that every report is written from
+//! that stream in the cases' stable order, one case in memory at a time.
 //!
-//! Runs finish in any order (they run concurrently); the index holds, per run, its case's
-//! place, its column, its repeat and the byte offset of its line: 24 bytes a run, where the
-//! results themselves (replies included) stay on disk.
+//! Runs finish in any order (they run concurrently). The index is a bit per run of the
+//! matrix ([`RunSet`]); a walk in stable order reads the stream front to back and keeps the
+//! offset of a line only while the runs before it are still to come. Runs finish close to
+//! their order, so the walk holds about as many offsets as runs ran at once: a million
+//! cases cost about 125 KB of bits. (A resumed eval whose first part left gaps far back holds
+//! one offset per line written after a gap.)
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read as _, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::case::Case;
+use serde::Deserialize;
+
+use super::case::{Case, Cases};
 use super::error::EvalError;
 use super::matrix::Column;
 use super::outputs::{Outputs, ReportHead};
 use super::report::{Baseline, CaseReport, RunResult, case_report};
 use crate::artifacts::FolderError;
 
-/// One run's line in the results stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Entry {
-    position: u64,
-    column: u32,
-    repeat: u32,
-    offset: u64,
-}
-
-/// The finished runs of an eval, by place.
-#[derive(Debug)]
-pub struct ResultsIndex {
-    path: PathBuf,
-    entries: Vec<Entry>,
-}
-
 /// A run's identity: the case's place, the column's index, the repeat.
 pub type RunKey = (u64, u32, u32);
 
+/// A set of runs of a matrix of cases × columns × repeats, a bit each. The default holds no
+/// run and takes none.
+#[derive(Debug, Clone, Default)]
+pub struct RunSet {
+    positions: u64,
+    columns: u64,
+    repeats: u64,
+    words: Vec<u64>,
+    len: u64,
+}
+
+impl RunSet {
+    /// No run of `positions` cases × `columns` × `repeats`.
+    pub fn new(positions: u64, columns: usize, repeats: u32) -> RunSet {
+        let (columns, repeats) = (columns.max(1) as u64, u64::from(repeats.max(1)));
+        let bits = positions * columns * repeats;
+        RunSet {
+            positions,
+            columns,
+            repeats,
+            words: vec![0; bits.div_ceil(64) as usize],
+            len: 0,
+        }
+    }
+
+    fn slot(&self, (position, column, repeat): RunKey) -> Option<u64> {
+        (position < self.positions
+            && u64::from(column) < self.columns
+            && u64::from(repeat) < self.repeats)
+            .then(|| {
+                (position * self.columns + u64::from(column)) * self.repeats + u64::from(repeat)
+            })
+    }
+
+    fn key(&self, slot: u64) -> RunKey {
+        let repeat = slot % self.repeats;
+        let column = (slot / self.repeats) % self.columns;
+        let position = slot / self.repeats / self.columns;
+        (position, column as u32, repeat as u32)
+    }
+
+    /// Is the run in the set?
+    pub fn contains(&self, key: RunKey) -> bool {
+        self.slot(key)
+            .is_some_and(|slot| self.words[(slot / 64) as usize] & (1 << (slot % 64)) != 0)
+    }
+
+    /// Add a run; false when it was in the set already or lies outside the matrix.
+    pub fn insert(&mut self, key: RunKey) -> bool {
+        let Some(slot) = self.slot(key) else {
+            return false;
+        };
+        let (word, mask) = ((slot / 64) as usize, 1u64 << (slot % 64));
+        let new = self.words[word] & mask == 0;
+        self.words[word] |= mask;
+        self.len += u64::from(new);
+        new
+    }
+
+    /// Runs in the set.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// No run in the set.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Does the set hold any run of the case at `position`?
+    pub fn any_at(&self, position: u64) -> bool {
+        (0..self.columns as u32).any(|column| {
+            (0..self.repeats as u32).any(|repeat| self.contains((position, column, repeat)))
+        })
+    }
+
+    /// The runs in stable order: by case, then column, then repeat.
+    pub fn iter(&self) -> impl Iterator<Item = RunKey> + '_ {
+        self.words.iter().enumerate().flat_map(move |(at, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let bit = u64::from(rest.trailing_zeros());
+                    rest &= rest - 1;
+                    self.key(at as u64 * 64 + bit)
+                })
+            })
+        })
+    }
+}
+
+/// The fields of a result line that place it.
+#[derive(Deserialize)]
+struct Placed {
+    case: String,
+    #[serde(default)]
+    column: String,
+    #[serde(default)]
+    position: u64,
+    #[serde(default)]
+    repeat: u32,
+}
+
+/// The finished runs of an eval.
+#[derive(Debug)]
+pub struct ResultsIndex {
+    path: PathBuf,
+    done: RunSet,
+}
+
 impl ResultsIndex {
-    /// Index the whole results of `path` that belong to `cases` in `columns`. A line that is
-    /// not a whole result (a kill in the middle of a write) is cut from the file, so its run
-    /// is made again; a result whose case is no longer at its place (the fixtures changed)
-    /// is left out, and runs again too.
+    /// Index the whole results of `path` that belong to `cases` in `columns`, `repeats`
+    /// times each. A line that is not a whole result (a kill in the middle of a write) is
+    /// cut from the file, so its run is made again; a result whose case is no longer at its
+    /// place (the fixtures changed) is left out, and runs again too.
     pub fn read(
         path: &Path,
-        cases: &[Case],
+        cases: &Cases,
         columns: &[Column],
+        repeats: u32,
     ) -> Result<ResultsIndex, EvalError> {
         let io = |action, error| {
             EvalError::Folder(FolderError::Io {
@@ -52,52 +152,37 @@ impl ResultsIndex {
                 source: error,
             })
         };
+        let mut claimed = RunSet::new(cases.len(), columns.len(), repeats);
         let file = match std::fs::File::open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(ResultsIndex {
                     path: path.to_owned(),
-                    entries: Vec::new(),
+                    done: claimed,
                 });
             }
             Err(error) => return Err(io("read", error)),
         };
         let mut reader = BufReader::new(file);
-        let mut entries = Vec::new();
         let mut line = String::new();
-        let mut offset = 0u64;
         let mut broken = false;
         loop {
             line.clear();
-            let read = reader.read_line(&mut line).map_err(|e| io("read", e))?;
-            if read == 0 {
+            if reader.read_line(&mut line).map_err(|e| io("read", e))? == 0 {
                 break;
             }
-            let at = offset;
-            offset += read as u64;
-            let result = line
+            let placed = line
                 .ends_with('\n')
-                .then(|| serde_json::from_str::<RunResult>(&line).ok())
+                .then(|| serde_json::from_str::<Placed>(&line).ok())
                 .flatten();
-            let Some(result) = result else {
+            let Some(result) = placed else {
                 if !line.trim().is_empty() {
                     broken = true;
                 }
                 continue;
             };
-            let Some(column) = columns.iter().position(|c| c.label == result.column) else {
-                continue;
-            };
-            let fits = cases
-                .get(result.position as usize)
-                .is_some_and(|case| case.id() == result.case);
-            if fits {
-                entries.push(Entry {
-                    position: result.position,
-                    column: column as u32,
-                    repeat: result.repeat,
-                    offset: at,
-                });
+            if let Some(column) = columns.iter().position(|c| c.label == result.column) {
+                claimed.insert((result.position, column as u32, result.repeat));
             }
         }
         if broken {
@@ -106,78 +191,62 @@ impl ResultsIndex {
                 path.display()
             );
             cut_broken_lines(path).map_err(|e| io("write", e))?;
-            // Offsets moved: index the file again, now whole.
-            return ResultsIndex::read(path, cases, columns);
+            return ResultsIndex::read(path, cases, columns, repeats);
         }
-        // A run written twice (a resume racing a kill) counts once: the first line written.
-        entries.sort_unstable();
-        entries.dedup_by_key(|e| (e.position, e.column, e.repeat));
-        Ok(ResultsIndex {
+        // A run whose line names another case than the one now at its place is not done.
+        let mut index = ResultsIndex {
             path: path.to_owned(),
-            entries,
-        })
+            done: RunSet::new(cases.len(), columns.len(), repeats),
+        };
+        walk(path, &claimed, cases, columns, |key, case, placed, _| {
+            if placed.case == case.id() {
+                index.done.insert(key);
+            }
+            Ok(())
+        })?;
+        Ok(index)
     }
 
     /// The runs finished.
-    pub fn done(&self) -> HashSet<RunKey> {
-        self.entries
-            .iter()
-            .map(|e| (e.position, e.column, e.repeat))
-            .collect()
+    pub fn done(&self) -> &RunSet {
+        &self.done
     }
 
     /// Runs indexed.
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    pub fn len(&self) -> u64 {
+        self.done.len()
     }
 
     /// No run finished yet.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.done.is_empty()
     }
 
     /// Each case × column that has results, in stable order, with its runs read from the
     /// stream.
     fn for_each(
         &self,
-        cases: &[Case],
+        cases: &Cases,
         columns: &[Column],
         min_pass_rate: f64,
         mut visit: impl FnMut(CaseReport, &Case) -> Result<(), EvalError>,
     ) -> Result<(), EvalError> {
-        let io = |error| {
+        let invalid = |error: serde_json::Error| {
             EvalError::Folder(FolderError::Io {
                 action: "read",
                 path: self.path.clone(),
-                source: error,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, error),
             })
         };
-        let file = std::fs::File::open(&self.path).map_err(io)?;
-        let mut reader = BufReader::new(file);
-        let mut line = String::new();
-        let mut at = 0;
-        while at < self.entries.len() {
-            let first = self.entries[at];
-            let mut runs = Vec::new();
-            while at < self.entries.len()
-                && (self.entries[at].position, self.entries[at].column)
-                    == (first.position, first.column)
-            {
-                reader
-                    .seek(SeekFrom::Start(self.entries[at].offset))
-                    .map_err(io)?;
-                line.clear();
-                reader.read_line(&mut line).map_err(io)?;
-                let result: RunResult = serde_json::from_str(&line)
-                    .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-                runs.push(result);
-                at += 1;
-            }
-            let case = &cases[first.position as usize];
+        let mut open: Option<((u64, u32), Case, Vec<RunResult>)> = None;
+        let mut close = |open: Option<((u64, u32), Case, Vec<RunResult>)>| {
+            let Some(((_, column), case, runs)) = open else {
+                return Ok(());
+            };
             visit(
                 case_report(
                     case.id(),
-                    columns[first.column as usize].label.clone(),
+                    columns[column as usize].label.clone(),
                     &case.agent,
                     &case.name,
                     case.description.clone(),
@@ -186,11 +255,101 @@ impl ResultsIndex {
                     runs,
                     min_pass_rate,
                 ),
-                case,
-            )?;
-        }
-        Ok(())
+                &case,
+            )
+        };
+        walk(
+            &self.path,
+            &self.done,
+            cases,
+            columns,
+            |(position, column, _), case, _, line| {
+                let result: RunResult = serde_json::from_str(line).map_err(invalid)?;
+                match &mut open {
+                    Some((at, _, runs)) if *at == (position, column) => runs.push(result),
+                    _ => close(open.replace(((position, column), case.clone(), vec![result])))?,
+                }
+                Ok(())
+            },
+        )?;
+        close(open)
     }
+}
+
+/// Visit the line of every run in `runs`, in stable order, with the case at its place:
+/// `results` is read front to back once; a line met before its turn is remembered by its
+/// offset (the first line of a run written twice counts).
+fn walk(
+    results: &Path,
+    runs: &RunSet,
+    cases: &Cases,
+    columns: &[Column],
+    mut visit: impl FnMut(RunKey, &Case, &Placed, &str) -> Result<(), EvalError>,
+) -> Result<(), EvalError> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let io = |error| {
+        EvalError::Folder(FolderError::Io {
+            action: "read",
+            path: results.to_owned(),
+            source: error,
+        })
+    };
+    let changed = || {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the results changed while being read",
+        ))
+    };
+    let mut ahead = BufReader::new(std::fs::File::open(results).map_err(io)?);
+    let mut back = std::fs::File::open(results).map_err(io)?;
+    let mut offset = 0u64;
+    let mut early: HashMap<RunKey, (u64, usize)> = HashMap::new();
+    let mut line = String::new();
+    let mut case_walk = cases.iter();
+    let mut case: Option<(u64, Case)> = None;
+    let place = |placed: &Placed| -> Option<RunKey> {
+        let column = columns.iter().position(|c| c.label == placed.column)?;
+        Some((placed.position, column as u32, placed.repeat))
+    };
+    for key in runs.iter() {
+        while case.as_ref().is_none_or(|(at, _)| *at < key.0) {
+            let next = case_walk.next().ok_or_else(changed)??;
+            let at = case.as_ref().map_or(0, |(at, _)| at + 1);
+            case = Some((at, next));
+        }
+        let placed = if let Some((at, length)) = early.remove(&key) {
+            back.seek(SeekFrom::Start(at)).map_err(io)?;
+            let mut bytes = vec![0; length];
+            back.read_exact(&mut bytes).map_err(io)?;
+            line = String::from_utf8(bytes).map_err(|_| changed())?;
+            serde_json::from_str::<Placed>(&line).map_err(|_| changed())?
+        } else {
+            loop {
+                line.clear();
+                let read = ahead.read_line(&mut line).map_err(io)?;
+                if read == 0 {
+                    return Err(changed());
+                }
+                let at = offset;
+                offset += read as u64;
+                let Ok(placed) = serde_json::from_str::<Placed>(&line) else {
+                    continue;
+                };
+                match place(&placed) {
+                    Some(found) if found == key => break placed,
+                    Some(found) if found > key && runs.contains(found) => {
+                        early.entry(found).or_insert((at, read));
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let (_, case) = case.as_ref().expect("walked to its place");
+        visit(key, case, &placed, &line)?;
+    }
+    Ok(())
 }
 
 /// Rewrite `path` with its whole lines only.
@@ -249,16 +408,11 @@ pub struct Written {
 /// (and compares with the baseline), a second writes the cases.
 pub fn write_reports(
     index: &ResultsIndex,
-    cases: &[Case],
+    cases: &Cases,
     columns: &[Column],
     plan: ReportPlan<'_>,
 ) -> Result<Written, EvalError> {
-    let expected: u64 = cases
-        .iter()
-        .map(|case| columns.iter().filter(|c| c.runs(case)).count() as u64)
-        .sum::<u64>()
-        * u64::from(plan.repeat);
-    let partial = (index.len() as u64) < expected;
+    let partial = index.len() < cases.runs(columns, plan.repeat);
     let mut head = ReportHead {
         mode: plan.mode.to_owned(),
         shard: plan.shard.clone(),
@@ -333,27 +487,28 @@ mod tests {
     #[test]
     fn reports_come_in_case_order_from_a_stream_in_finishing_order_and_a_cut_line_is_dropped() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let cases = vec![case("a"), case("b"), case("c")];
+        let listed = vec![case("a"), case("b"), case("c")];
+        let cases = Cases::of(listed.clone());
         let columns = Column::matrix(&["x".into(), "y".into()], &[], &[]);
         let path = dir.path().join("results.jsonl");
         let mut text = String::new();
-        text += &line(&cases[2], 2, "y", true);
-        text += &line(&cases[0], 0, "y", false);
-        text += &line(&cases[0], 0, "x", true);
+        text += &line(&listed[2], 2, "y", true);
+        text += &line(&listed[0], 0, "y", false);
+        text += &line(&listed[0], 0, "x", true);
         // Written twice (a resume racing a kill): counted once.
-        text += &line(&cases[0], 0, "x", true);
+        text += &line(&listed[0], 0, "x", true);
         // A case no longer at its place: left out, so it runs again.
-        text += &line(&cases[1], 2, "x", true);
-        text += &line(&cases[1], 1, "x", true);
+        text += &line(&listed[1], 2, "x", true);
+        text += &line(&listed[1], 1, "x", true);
         // A kill in the middle of a write.
         text += "{\"case\": \"release-plan/c\", \"repe";
         std::fs::write(&path, &text).expect("write");
 
-        let index = ResultsIndex::read(&path, &cases, &columns).expect("indexed");
+        let index = ResultsIndex::read(&path, &cases, &columns, 1).expect("indexed");
         assert_eq!(index.len(), 4);
         let done = index.done();
-        assert!(done.contains(&(0, 0, 0)) && done.contains(&(0, 1, 0)));
-        assert!(!done.contains(&(2, 0, 0)), "c in column x still runs");
+        assert!(done.contains((0, 0, 0)) && done.contains((0, 1, 0)));
+        assert!(!done.contains((2, 0, 0)), "c in column x still runs");
         let kept = std::fs::read_to_string(&path).expect("read");
         assert!(kept.ends_with("}\n"), "the cut line is gone: {kept}");
 
@@ -398,5 +553,23 @@ mod tests {
         let table = std::fs::read_to_string(&table).expect("table");
         assert!(table.contains("3 of 4 cases passed, 1 failed"), "{table}");
         assert!(table.contains("PARTIAL"), "{table}");
+    }
+
+    #[test]
+    fn a_run_set_holds_a_bit_per_run_and_gives_them_in_stable_order() {
+        let mut set = RunSet::new(1_000_000, 2, 3);
+        assert!(set.words.len() * 8 <= 750_000, "6 million runs in 750 KB");
+        for key in [(999_999, 1, 2), (5, 0, 1), (5, 1, 0), (0, 0, 0)] {
+            assert!(set.insert(key));
+        }
+        assert!(!set.insert((5, 0, 1)), "already in");
+        assert!(!set.insert((1_000_000, 0, 0)) && !set.insert((0, 2, 0)) && !set.insert((0, 0, 3)));
+        assert_eq!(set.len(), 4);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [(0, 0, 0), (5, 0, 1), (5, 1, 0), (999_999, 1, 2)]
+        );
+        assert!(set.any_at(5) && !set.any_at(6));
+        assert!(!RunSet::default().contains((0, 0, 0)));
     }
 }
