@@ -278,7 +278,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     for path in &args.reports {
         ReportFormat::check_destination(path)?;
     }
-    let baseline = args.baseline.as_deref().map(EvalReport::load).transpose()?;
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
     // Once per agent, before the eval folder exists: a refused agent leaves nothing behind.
     let named = if args.agents.is_empty() {
         project.agent_names()?
@@ -389,7 +389,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
             min_pass_rate: selection.min_pass_rate,
             repeat: selection.repeat,
             elapsed_ms: started.elapsed().as_millis() as u64,
-            baseline: baseline.as_ref().map(Baseline::of),
+            baseline,
             paths,
         },
     )?;

@@ -2,7 +2,7 @@
 //! them, written as JSON (for `merge` and `--baseline`), JUnit XML (for CI) or Markdown, and
 //! shown as a table.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -542,14 +542,72 @@ impl Baseline {
         }
     }
 
+    /// The outcomes of the eval JSON report at `path`, read without its replies, attempts
+    /// and inputs: a case costs its id and a flag, however much the model wrote.
+    pub fn load(path: &Path) -> Result<Baseline, EvalError> {
+        let error = |message: String| EvalError::Report {
+            path: path.to_owned(),
+            message,
+        };
+        let file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+        let outcomes: Outcomes = serde_json::from_reader(std::io::BufReader::new(file))
+            .map_err(|e| error(format!("not an eval JSON report: {e}")))?;
+        Ok(Baseline {
+            passed: outcomes.cases,
+        })
+    }
+
     /// Start comparing cases against it.
     pub(crate) fn comparison(self) -> Comparison {
         Comparison {
-            baseline: self,
-            seen: BTreeSet::new(),
+            baseline: self
+                .passed
+                .into_iter()
+                .map(|(key, passed)| (key, (passed, false)))
+                .collect(),
             diff: BaselineDiff::default(),
         }
     }
+}
+
+/// A report's cases as a baseline needs them.
+#[derive(Deserialize)]
+struct Outcomes {
+    #[serde(deserialize_with = "outcomes_by_key")]
+    cases: std::collections::HashMap<String, bool>,
+}
+
+/// Each case's outcome under its [`column_key`], gathered as the report is read.
+fn outcomes_by_key<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::HashMap<String, bool>, D::Error> {
+    #[derive(Deserialize)]
+    struct Outcome {
+        id: String,
+        #[serde(default)]
+        column: String,
+        passed: bool,
+    }
+    struct Gather;
+    impl<'de> serde::de::Visitor<'de> for Gather {
+        type Value = std::collections::HashMap<String, bool>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of cases")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut passed = std::collections::HashMap::new();
+            while let Some(case) = seq.next_element::<Outcome>()? {
+                passed.insert(column_key(&case.id, &case.column), case.passed);
+            }
+            Ok(passed)
+        }
+    }
+    deserializer.deserialize_seq(Gather)
 }
 
 /// `id`, or `id [column]` in a matrix: a case's identity in a baseline.
@@ -563,8 +621,8 @@ pub(crate) fn column_key(id: &str, column: &str) -> String {
 
 /// Cases compared with a baseline one at a time.
 pub(crate) struct Comparison {
-    baseline: Baseline,
-    seen: BTreeSet<String>,
+    /// Per case of the baseline: did it pass, and has a case now been compared with it.
+    baseline: std::collections::HashMap<String, (bool, bool)>,
     diff: BaselineDiff,
 }
 
@@ -573,30 +631,28 @@ impl Comparison {
     /// column, with the same case there (so each model and variant is held to it).
     pub(crate) fn add(&mut self, case: &CaseReport) {
         let key = column_key(&case.id, &case.column);
-        let found = [key.clone(), case.id.clone()]
+        let found = [key.as_str(), case.id.as_str()]
             .into_iter()
-            .find(|k| self.baseline.passed.contains_key(k));
-        let Some(found) = found else {
+            .find(|k| self.baseline.contains_key(*k));
+        let Some((before, seen)) = found.and_then(|k| self.baseline.get_mut(k)) else {
             self.diff.new.push(key);
             return;
         };
-        let before = self.baseline.passed[&found];
-        if before && !case.passed {
+        *seen = true;
+        if *before && !case.passed {
             self.diff.regressed.push(key);
-        } else if !before && case.passed {
+        } else if !*before && case.passed {
             self.diff.improved.push(key);
         }
-        self.seen.insert(found);
     }
 
     /// The differences, the baseline's cases not run now among them.
     pub(crate) fn finish(mut self) -> BaselineDiff {
         let mut missing: Vec<String> = self
             .baseline
-            .passed
-            .keys()
-            .filter(|k| !self.seen.contains(*k))
-            .cloned()
+            .into_iter()
+            .filter(|(_, (_, seen))| !seen)
+            .map(|(key, _)| key)
             .collect();
         missing.sort();
         self.diff.missing = missing;
