@@ -513,3 +513,46 @@ fn on_a_terminal_agent_run_prints_its_summary_after_the_deliverable() {
     assert!(!String::from_utf8_lossy(&piped.stdout).contains("valid after"));
     assert!(String::from_utf8_lossy(&piped.stderr).contains("valid after 1 attempt"));
 }
+
+/// A pipeline case costs what each of its steps' tokens cost, and says how many of each kind.
+#[test]
+fn a_pipeline_case_is_priced_step_by_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for part in ["prompts", "schemas", "pipelines", "fixtures"] {
+        copy_dir(&common::root().join(part), &dir.path().join(part));
+    }
+    std::fs::write(
+        dir.path().join("agent.toml"),
+        "[prices.\"fixture-model\"]\ninput = 2.0\noutput = 8.0\n",
+    )
+    .expect("agent.toml");
+    let out = eval_in(
+        dir.path(),
+        &["pipelines".into(), "--report".into(), "report.json".into()],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json_file(&dir.path().join("report.json"));
+    let run = &report["cases"][0]["runs"][0];
+    let (prompt, completion) = (
+        run["usage"]["prompt"].as_u64().expect("prompt tokens"),
+        run["usage"]["completion"].as_u64().expect("reply tokens"),
+    );
+    assert!(prompt > 0 && completion > 0, "{run}");
+    let cost = run["cost"].as_f64().expect("a cost");
+    let expected = (prompt as f64 * 2.0 + completion as f64 * 8.0) / 1e6;
+    assert!((cost - expected).abs() < 1e-9, "{cost} against {expected}");
+    let all: f64 = report["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .flat_map(|case| case["runs"].as_array().expect("runs"))
+        .map(|run| run["cost"].as_f64().expect("every pipeline run priced"))
+        .sum();
+    let summary = report["summary"]["cost"].as_f64().expect("a total");
+    assert!((summary - all).abs() < 1e-9, "{summary} against {all}");
+}

@@ -482,6 +482,8 @@ struct Produced {
     model: String,
     /// Tokens by kind.
     counts: TokenCounts,
+    /// What the tokens cost, each at its model's price; none when no model used has one.
+    cost: Option<f64>,
     /// Each attempt, its reply included.
     attempt_log: Vec<AttemptLog>,
     /// The run folder, with `--artifacts`.
@@ -566,13 +568,7 @@ async fn run_case(
     result.warnings = std::mem::take(&mut produced.warnings);
     result.model = Some(produced.model.clone());
     result.usage = produced.counts;
-    result.cost = options.prices.get(&produced.model).map(|price| {
-        price.cost(
-            produced.counts.prompt,
-            produced.counts.cached,
-            produced.counts.completion,
-        )
-    });
+    result.cost = produced.cost;
     result.attempt_log = std::mem::take(&mut produced.attempt_log);
     result.run_folder = produced.run_folder.take();
     result.outcome = produced.outcome;
@@ -915,6 +911,10 @@ async fn produce_agent(
         cached: report.attempts.iter().filter_map(|a| a.cached_tokens).sum(),
         completion: report.usage.completion_tokens,
     };
+    let cost = options
+        .prices
+        .get(&model)
+        .map(|price| price.cost(counts.prompt, counts.cached, counts.completion));
     let attempt_log = report
         .attempts
         .iter_mut()
@@ -928,6 +928,7 @@ async fn produce_agent(
         .collect();
     Ok(Produced {
         counts,
+        cost,
         attempt_log,
         run_folder,
         outcome: report.outcome,
@@ -973,7 +974,7 @@ async fn produce_pipeline(
         options,
         context.settings.get(&(at.index, first_agent)),
     )?;
-    let parameters = plan
+    let parameters: BTreeMap<String, StepParameters> = plan
         .steps
         .iter()
         .map(|step| {
@@ -981,6 +982,11 @@ async fn produce_pipeline(
             let settings = context.settings.get(&(at.index, name.clone()));
             (name, parameters_for(&step.agent, options, settings, &model))
         })
+        .collect();
+    // Each step at the price of its own model (agents may name their own).
+    let step_models: BTreeMap<String, String> = parameters
+        .iter()
+        .map(|(name, parameters)| (name.clone(), parameters.model.clone()))
         .collect();
     let pipeline_options = PipelineOptions {
         parameters,
@@ -1023,6 +1029,23 @@ async fn produce_pipeline(
         }
     };
     let deliverable = done.output;
+    let counts = TokenCounts {
+        prompt: report.steps.iter().map(|s| s.prompt_tokens).sum(),
+        cached: report.steps.iter().map(|s| s.cached_tokens).sum(),
+        completion: report.steps.iter().map(|s| s.completion_tokens).sum(),
+    };
+    let cost = report
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let price = options.prices.get(step_models.get(&step.agent)?)?;
+            Some(price.cost(
+                step.prompt_tokens,
+                step.cached_tokens,
+                step.completion_tokens,
+            ))
+        })
+        .reduce(|a, b| a + b);
     Ok(Produced {
         outcome,
         attempts: report.steps.iter().map(|s| s.attempts).sum(),
@@ -1045,7 +1068,8 @@ async fn produce_pipeline(
             .collect(),
         client,
         model,
-        counts: TokenCounts::default(),
+        counts,
+        cost,
         attempt_log: Vec::new(),
         run_folder: None,
     })

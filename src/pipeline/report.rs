@@ -87,6 +87,15 @@ pub struct StepRecord {
     pub attempts: u32,
     /// Tokens used.
     pub tokens: u64,
+    /// Of them, prompt tokens (cached ones included), as the server counted them.
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    /// Prompt tokens the server served from its cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// Reply tokens.
+    #[serde(default)]
+    pub completion_tokens: u64,
     /// Wall time.
     pub elapsed_ms: u64,
     /// The steps it needs.

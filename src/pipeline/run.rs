@@ -137,6 +137,8 @@ struct Finished {
     reasoning: String,
     attempts: u32,
     tokens: u64,
+    /// Prompt, cached prompt and reply tokens.
+    counts: (u64, u64, u64),
     elapsed_ms: u64,
     fingerprint: Option<String>,
     reason: Option<String>,
@@ -168,6 +170,9 @@ pub async fn run_pipeline(
                 reused: false,
                 attempts: 0,
                 tokens: 0,
+                prompt_tokens: 0,
+                cached_tokens: 0,
+                completion_tokens: 0,
                 elapsed_ms: 0,
                 needs: step
                     .needs
@@ -224,6 +229,11 @@ pub async fn run_pipeline(
         record.status = finished.status;
         record.attempts = finished.attempts;
         record.tokens = finished.tokens;
+        (
+            record.prompt_tokens,
+            record.cached_tokens,
+            record.completion_tokens,
+        ) = finished.counts;
         record.elapsed_ms = finished.elapsed_ms;
         record.fingerprint = finished.fingerprint;
         record.reason = finished.reason;
@@ -385,6 +395,7 @@ async fn run_step(
         reasoning: String::new(),
         attempts: 0,
         tokens: 0,
+        counts: (0, 0, 0),
         elapsed_ms: started.elapsed().as_millis() as u64,
         fingerprint: None,
         reason: Some(reason),
@@ -431,6 +442,11 @@ async fn run_step(
             reasoning,
             attempts: previous.attempts,
             tokens: previous.tokens,
+            counts: (
+                previous.prompt_tokens,
+                previous.cached_tokens,
+                previous.completion_tokens,
+            ),
             elapsed_ms: 0,
             fingerprint: Some(fingerprint),
             reason: None,
@@ -511,6 +527,7 @@ async fn run_step(
                 reasoning: std::mem::take(&mut report.reasoning),
                 attempts: report.attempts.len() as u32,
                 tokens: report.usage.total_tokens,
+                counts: counts(&report),
                 elapsed_ms,
                 fingerprint: Some(fingerprint),
                 reason,
@@ -523,6 +540,7 @@ async fn run_step(
         Err(RunError::Model { error, report }) => Finished {
             attempts: report.attempts.len() as u32,
             tokens: report.usage.total_tokens,
+            counts: counts(&report),
             ..failed(
                 if error.is_usage() {
                     StepStatus::InputError
@@ -534,6 +552,15 @@ async fn run_step(
         },
         Err(other) => failed(StepStatus::InputError, crate::text::error_chain(&other)),
     }
+}
+
+/// A run's prompt, cached prompt and reply tokens.
+fn counts(report: &crate::runner::RunReport) -> (u64, u64, u64) {
+    (
+        report.usage.prompt_tokens,
+        report.attempts.iter().filter_map(|a| a.cached_tokens).sum(),
+        report.usage.completion_tokens,
+    )
 }
 
 /// A hash of everything that decides a step's reply: its agent, the agent file, its
