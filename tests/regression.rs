@@ -237,6 +237,39 @@ async fn issue_12_a_failed_attempt_keeps_only_300_characters_of_the_server_error
     assert!(!stderr.contains("\\\\n"), "{stderr}");
 }
 
+/// The eval report's `error` holds the server's message as it wrote it (the JSON escapes it
+/// once), and the table shows its first line with control characters escaped.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eval_keeps_the_server_error_escaped_once() {
+    let server = MockServer::start().await;
+    let message = "invalid request: \"response_format\" is not supported\n\u{1b}[2Jdetails: END";
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"message": message, "type": "invalid_request_error", "code": 400}}),
+        ))
+        .mount(&server)
+        .await;
+    let dir = project(&["release-manager/parcelpoint"]);
+    let mut list = args(&["eval", "release-manager", "--live", "--out", "eval"]);
+    list.extend(model_flags(&server));
+    let output = agent_in(dir.path(), list, None).await;
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let report = json_file(&dir.path().join("eval/report.json"));
+    let error = report["cases"][0]["runs"][0]["error"]
+        .as_str()
+        .expect("an error");
+    assert!(error.ends_with(message), "{error}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("\"response_format\" is not supported"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('\u{1b}'),
+        "no raw escape reaches the terminal: {table}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_12_minus_zero_becomes_minus_zero_point_zero_in_the_json_envelope() {
     let valid = reply("release-manager/replies/valid.txt");

@@ -889,8 +889,9 @@ async fn produce_agent(
         Err(crate::runner::RunError::Model { error, report }) => {
             // The run's own word for it: a stale recording is `input-error`, as `agent run`
             // says.
+            // As the server wrote it: the reports escape it where they show it.
             return Err(Unproduced::Failed {
-                error: error.to_string(),
+                error: error.recorded(),
                 attempts: report.attempts.len() as u32,
                 outcome: report.outcome,
             });

@@ -567,6 +567,9 @@ fn excerpt(reply: &str) -> String {
     text
 }
 
+/// The longest detail line the terminal table shows.
+const TABLE_LINE_MAX: usize = 2000;
+
 /// What a failed case did, for people: every attempt's violations and warnings, the last
 /// reply, the run folder. Markdown puts it in a collapsed section, JUnit in `<system-out>`.
 pub(crate) fn answer_details(run: &RunResult) -> String {
@@ -717,8 +720,15 @@ fn table_row(head: &ReportHead, case: &CaseReport) -> String {
     }
     text.push('\n');
     for run in case.runs.iter().filter(|r| !r.passed) {
+        // The table is shown on a terminal: a server's or a model's control characters are
+        // escaped, never sent to it.
         for line in run_details(run, case.runs.len()).lines() {
-            let _ = writeln!(text, "{:width$}    {line}", "");
+            let _ = writeln!(
+                text,
+                "{:width$}    {}",
+                "",
+                crate::text::quote(line, TABLE_LINE_MAX)
+            );
         }
     }
     if let Some(run) = case.runs.first() {
@@ -727,7 +737,7 @@ fn table_row(head: &ReportHead, case: &CaseReport) -> String {
                 text,
                 "{:width$}    warning: {}",
                 "",
-                crate::text::clip(warning, 160)
+                crate::text::quote(warning, 160)
             );
         }
     }

@@ -715,7 +715,8 @@ pub(crate) fn outcome_word(outcome: RunOutcome) -> &'static str {
 
 pub(crate) fn first_reason(run: &RunResult) -> String {
     if let Some(error) = &run.error {
-        return crate::text::clip(error.lines().next().unwrap_or(""), 200);
+        // A server's message, as it wrote it: its first line, control characters escaped.
+        return crate::text::quote(error.lines().next().unwrap_or(""), 200);
     }
     run.failures
         .first()
