@@ -6,7 +6,8 @@
 //! its work inside [`Progress::scope`]; the runner names each model call with [`call`]; the
 //! streaming client counts what arrives with `tokens` and `reported`. The three meet
 //! through task-local values, so no signature between them changes, and a call made outside
-//! any scope (a test, a benchmark, `agent mcp`) costs one failed task-local lookup per event.
+//! any scope (a test, a benchmark, `agent mcp`) costs one failed task-local lookup per read of
+//! the stream (the client counts the events of one read together).
 //!
 //! A call draws at its first token, then at most every 100 ms, so a reply of thousands of
 //! tokens costs a handful of writes a second.

@@ -221,7 +221,6 @@ impl OpenAiClient {
             BodyReader::of(response, limits).map_err(|error| self.body_failure(error, retries))?;
         let mut parser = EventParser::default();
         let mut assembler = Assembler::default();
-        let mut events = Vec::new();
         // A server that ignored `stream: true` sends one JSON body: the start of the body
         // shows which it is.
         let mut body = if event_stream {
@@ -238,18 +237,21 @@ impl OpenAiClient {
                 if let Sniff::Undecided(start) = &body {
                     body = Sniff::Whole(start.clone());
                 }
-                parser.finish(&mut events);
-                self.take_events(&mut assembler, &mut events)?;
+                self.take_events(&mut assembler, |on_event| parser.finish(on_event))?;
                 break;
             };
             match &mut body {
-                Sniff::Stream => parser.feed(&chunk, &mut events),
+                Sniff::Stream => {
+                    self.take_events(&mut assembler, |on_event| parser.feed(&chunk, on_event))?;
+                }
                 Sniff::Whole(bytes) => bytes.extend_from_slice(&chunk),
                 Sniff::Undecided(start) => {
                     start.extend_from_slice(&chunk);
                     match transport::sniff_event_stream(start) {
                         Some(true) => {
-                            parser.feed(start, &mut events);
+                            self.take_events(&mut assembler, |on_event| {
+                                parser.feed(start, on_event)
+                            })?;
                             body = Sniff::Stream;
                         }
                         Some(false) => body = Sniff::Whole(std::mem::take(start)),
@@ -257,7 +259,6 @@ impl OpenAiClient {
                     }
                 }
             }
-            self.take_events(&mut assembler, &mut events)?;
             if assembler.done() {
                 break;
             }
@@ -288,33 +289,46 @@ impl OpenAiClient {
         Ok(assembler.body())
     }
 
-    /// Fold parsed events into the reply, counting its tokens for the progress line.
+    /// Fold the events `parse` finds (in the bytes of one read) into the reply, and count
+    /// their tokens for the progress line once for the read, not once per event.
     fn take_events(
         &self,
         assembler: &mut Assembler,
-        events: &mut Vec<super::sse::Event>,
+        parse: impl FnOnce(
+            &mut dyn FnMut(&str) -> Result<(), StreamProblem>,
+        ) -> Result<(), StreamProblem>,
     ) -> Result<(), Failure> {
-        for event in events.drain(..) {
-            let step = assembler.event(&event).map_err(|problem| {
-                Failure::fatal(ModelError::BadResponse {
-                    message: match problem {
-                        StreamProblem::NotJson { start } => format!(
-                            "a stream event is not JSON: `{}`",
-                            crate::text::quote(&self.redact(&start), 120)
-                        ),
-                        StreamProblem::Error { message } => format!(
-                            "the stream carried an error: {}",
-                            crate::text::quote(&self.redact(&message), 300)
-                        ),
-                    },
-                })
-            })?;
-            crate::progress::tokens(step.content + step.reasoning);
+        // Tokens after the last count the server reported, and that count.
+        let mut tokens = 0;
+        let mut reported = None;
+        let parsed = parse(&mut |data| {
+            let step = assembler.event(data)?;
+            tokens += step.content + step.reasoning;
+            // The server's count replaces ours, this event's tokens included.
             if let Some(count) = step.completion_tokens {
-                crate::progress::reported(count);
+                reported = Some(count);
+                tokens = 0;
             }
+            Ok(())
+        });
+        if let Some(count) = reported {
+            crate::progress::reported(count);
         }
-        Ok(())
+        crate::progress::tokens(tokens);
+        parsed.map_err(|problem| {
+            Failure::fatal(ModelError::BadResponse {
+                message: match problem {
+                    StreamProblem::NotJson { start } => format!(
+                        "a stream event is not JSON: `{}`",
+                        crate::text::quote(&self.redact(&start), 120)
+                    ),
+                    StreamProblem::Error { message } => format!(
+                        "the stream carried an error: {}",
+                        crate::text::quote(&self.redact(&message), 300)
+                    ),
+                },
+            })
+        })
     }
 
     async fn complete_with_retries(&self, request: &ChatRequest) -> Result<Completion, ModelError> {

@@ -12,92 +12,158 @@
 //!
 //! The parser holds at most one unfinished line and one event's data; the transport's byte
 //! cap bounds both, since every byte held was counted against `--max-reply-bytes`.
+//!
+//! A reply is thousands of one-token events, so both read in place: an event that lies whole
+//! in the bytes fed is handed on borrowed from them (only what spans two reads is copied), and
+//! a chunk is read into borrowed fields, with nothing allocated for the usual one-token delta.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-/// One event's data (`data:` lines joined by `\n`); other fields are not needed.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Event {
-    /// The data.
-    pub(crate) data: String,
-}
-
-/// Splits a byte stream into events, wherever the chunk boundaries fall (inside a line, a
-/// `\r\n` pair or a UTF-8 sequence).
+/// Splits a byte stream into events (their data: `data:` lines joined by `\n`; other fields
+/// are not needed), wherever the chunk boundaries fall (inside a line, a `\r\n` pair or a
+/// UTF-8 sequence).
 #[derive(Debug, Default)]
 pub(crate) struct EventParser {
+    /// A line begun in an earlier chunk.
     line: Vec<u8>,
-    data: Option<String>,
+    /// The data of the event in progress, once it is not a slice of the chunk being fed.
+    data: Vec<u8>,
+    /// The event in progress has a `data:` line.
+    has_data: bool,
     /// The last byte fed was a `\r`: a `\n` right after it ends no second line.
     after_cr: bool,
 }
 
+/// Where a line being read lies.
+#[derive(Clone, Copy)]
+enum Whence {
+    /// In the chunk being fed, from this offset.
+    Chunk(usize),
+    /// Not in it: begun in an earlier chunk, or the last line of the stream.
+    Carried,
+}
+
 impl EventParser {
-    /// Feed bytes; every event they complete is pushed to `events`.
-    pub(crate) fn feed(&mut self, bytes: &[u8], events: &mut Vec<Event>) {
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            if self.after_cr && rest[0] == b'\n' {
-                rest = &rest[1..];
+    /// Feed bytes; `on_event` gets the data of every event they complete, in order, and its
+    /// first error ends the feed.
+    pub(crate) fn feed<E>(
+        &mut self,
+        bytes: &[u8],
+        mut on_event: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // The data of the event in progress while it is one `data:` line of `bytes`.
+        let mut pending = None;
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.after_cr {
                 self.after_cr = false;
-                continue;
-            }
-            self.after_cr = false;
-            match memchr::memchr2(b'\n', b'\r', rest) {
-                Some(at) => {
-                    self.line.extend_from_slice(&rest[..at]);
-                    self.after_cr = rest[at] == b'\r';
-                    rest = &rest[at + 1..];
-                    let line = std::mem::take(&mut self.line);
-                    self.line_done(&line, events);
-                    // Keep the allocation for the next line.
-                    self.line = line;
-                    self.line.clear();
-                }
-                None => {
-                    self.line.extend_from_slice(rest);
-                    rest = &[];
+                if bytes[at] == b'\n' {
+                    at += 1;
+                    continue;
                 }
             }
+            let Some(length) = memchr::memchr2(b'\n', b'\r', &bytes[at..]) else {
+                self.line.extend_from_slice(&bytes[at..]);
+                break;
+            };
+            let end = at + length;
+            self.after_cr = bytes[end] == b'\r';
+            if self.line.is_empty() {
+                let line = &bytes[at..end];
+                self.line_done(bytes, line, Whence::Chunk(at), &mut pending, &mut on_event)?;
+            } else {
+                self.line.extend_from_slice(&bytes[at..end]);
+                let line = std::mem::take(&mut self.line);
+                let done =
+                    self.line_done(bytes, &line, Whence::Carried, &mut pending, &mut on_event);
+                // Keep the allocation for the next line.
+                self.line = line;
+                self.line.clear();
+                done?;
+            }
+            at = end + 1;
         }
+        if let Some(range) = pending {
+            self.data.extend_from_slice(&bytes[range]);
+        }
+        Ok(())
     }
 
     /// The end of the stream: a last line without its newline, and a last event without its
     /// blank line, still count (some servers end so).
-    pub(crate) fn finish(&mut self, events: &mut Vec<Event>) {
+    pub(crate) fn finish<E>(
+        &mut self,
+        mut on_event: impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut pending = None;
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
-            self.line_done(&line, events);
+            self.line_done(&[], &line, Whence::Carried, &mut pending, &mut on_event)?;
         }
-        self.line_done(b"", events);
+        self.line_done(&[], &[], Whence::Carried, &mut pending, &mut on_event)
     }
 
-    fn line_done(&mut self, line: &[u8], events: &mut Vec<Event>) {
+    /// One line: a blank line hands on the event in progress; a `data:` line adds to it,
+    /// noted in `pending` as a range of `chunk` (the bytes being fed) while it is one line of
+    /// them, copied to [`EventParser::data`] once it is not.
+    fn line_done<E>(
+        &mut self,
+        chunk: &[u8],
+        line: &[u8],
+        whence: Whence,
+        pending: &mut Option<Range<usize>>,
+        on_event: &mut impl FnMut(&str) -> Result<(), E>,
+    ) -> Result<(), E> {
         if line.is_empty() {
-            if let Some(data) = self.data.take() {
-                events.push(Event { data });
+            if !std::mem::take(&mut self.has_data) {
+                return Ok(());
             }
-            return;
+            let done = match pending.take() {
+                Some(range) => emit(&chunk[range], on_event),
+                None => emit(&self.data, on_event),
+            };
+            self.data.clear();
+            return done;
         }
-        let (field, value) = match memchr::memchr(b':', line) {
+        let start = match memchr::memchr(b':', line) {
             // A comment (`: keep-alive`).
-            Some(0) => return,
-            Some(at) => {
-                let value = &line[at + 1..];
-                (&line[..at], value.strip_prefix(b" ").unwrap_or(value))
+            Some(0) => return Ok(()),
+            Some(colon) if &line[..colon] == b"data" => {
+                colon + 1 + usize::from(line.get(colon + 1) == Some(&b' '))
             }
-            None => (line, &b""[..]),
+            None if line == b"data" => line.len(),
+            // Other fields (`event:`, `id:`, `retry:`) are not needed.
+            _ => return Ok(()),
         };
-        if field == b"data" {
-            let value = String::from_utf8_lossy(value);
-            match &mut self.data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(&value);
-                }
-                None => self.data = Some(value.into_owned()),
+        let value = &line[start..];
+        if !self.has_data {
+            self.has_data = true;
+            match whence {
+                Whence::Chunk(offset) => *pending = Some(offset + start..offset + line.len()),
+                Whence::Carried => self.data.extend_from_slice(value),
             }
+            return Ok(());
         }
+        if let Some(range) = pending.take() {
+            self.data.extend_from_slice(&chunk[range]);
+        }
+        self.data.push(b'\n');
+        self.data.extend_from_slice(value);
+        Ok(())
+    }
+}
+
+/// Hand on one event's data, as text: UTF-8 as sent, any invalid sequence replaced.
+fn emit<E>(data: &[u8], on_event: &mut impl FnMut(&str) -> Result<(), E>) -> Result<(), E> {
+    match std::str::from_utf8(data) {
+        Ok(text) => on_event(text),
+        Err(_) => on_event(&String::from_utf8_lossy(data)),
     }
 }
 
@@ -127,7 +193,7 @@ pub(crate) enum StreamProblem {
     },
 }
 
-type Raw<'a> = Option<&'a serde_json::value::RawValue>;
+type Raw<'a> = Option<&'a RawValue>;
 
 /// A chunk as read: its text borrowed where it has no escapes, the rest left raw until needed.
 #[derive(serde::Deserialize)]
@@ -147,7 +213,7 @@ struct Chunk<'a> {
     #[serde(borrow)]
     error: Raw<'a>,
     #[serde(borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+    choices: Option<FirstChoice<'a>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -164,20 +230,74 @@ struct Choice<'a> {
 #[derive(serde::Deserialize)]
 struct Delta<'a> {
     #[serde(borrow)]
-    role: Option<std::borrow::Cow<'a, str>>,
+    role: Option<Cow<'a, str>>,
     #[serde(borrow)]
     content: Raw<'a>,
     #[serde(borrow)]
-    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    reasoning: Option<std::borrow::Cow<'a, str>>,
+    reasoning: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    refusal: Option<std::borrow::Cow<'a, str>>,
+    refusal: Option<Cow<'a, str>>,
+}
+
+/// The choice with index 0 (a missing index is 0) of a chunk's `choices`, read without
+/// collecting the list: every choice must still read as one.
+struct FirstChoice<'a>(Option<Choice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FirstChoice<'a>, D::Error> {
+        struct Choices<'a>(PhantomData<Choice<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for Choices<'a> {
+            type Value = FirstChoice<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of choices")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<FirstChoice<'a>, A::Error> {
+                let mut first = None;
+                while let Some(choice) = seq.next_element::<Choice<'a>>()? {
+                    if first.is_none() && choice.index.unwrap_or(0) == 0 {
+                        first = Some(choice);
+                    }
+                }
+                Ok(FirstChoice(first))
+            }
+        }
+        deserializer.deserialize_seq(Choices(PhantomData))
+    }
 }
 
 /// A raw value parsed (it is valid JSON: it was read as part of one).
-fn parse(raw: &serde_json::value::RawValue) -> Option<Value> {
+fn parse(raw: &RawValue) -> Option<Value> {
     serde_json::from_str(raw.get()).ok()
+}
+
+/// The text of a delta's `content`: a string, or the `text` of each part of a list of parts;
+/// else none.
+fn content_text(raw: Raw<'_>) -> Cow<'_, str> {
+    let Some(raw) = raw.map(RawValue::get) else {
+        return Cow::Borrowed("");
+    };
+    if let Some(inner) = raw.strip_prefix('"') {
+        // A string without escapes is its own text (a raw value is valid JSON, so it has no
+        // control characters either): the usual one-token delta is used where it lies.
+        let inner = inner.strip_suffix('"').unwrap_or(inner);
+        if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+            return Cow::Borrowed(inner);
+        }
+        return serde_json::from_str(raw).unwrap_or_default();
+    }
+    match serde_json::from_str(raw) {
+        Ok(Value::Array(parts)) => Cow::Owned(
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<String>(),
+        ),
+        _ => Cow::Borrowed(""),
+    }
 }
 
 /// Folds chunks into one chat completion body.
@@ -199,10 +319,13 @@ pub(crate) struct Assembler {
     thinking: bool,
 }
 
+/// The chunk fields copied to the body from the first chunk that has them.
+const HEAD: [&str; 4] = ["id", "created", "model", "system_fingerprint"];
+
 impl Assembler {
-    /// Take one event: what it added to the reply.
-    pub(crate) fn event(&mut self, event: &Event) -> Result<Step, StreamProblem> {
-        let data = event.data.trim();
+    /// Take one event's data: what it added to the reply.
+    pub(crate) fn event(&mut self, data: &str) -> Result<Step, StreamProblem> {
+        let data = data.trim();
         if data == "[DONE]" {
             self.done = true;
             return Ok(Step::default());
@@ -226,16 +349,18 @@ impl Assembler {
             return Err(StreamProblem::Error { message });
         }
         let mut step = Step::default();
-        for (key, raw) in [
-            ("id", chunk.id),
-            ("created", chunk.created),
-            ("model", chunk.model),
-            ("system_fingerprint", chunk.system_fingerprint),
-        ] {
-            if !self.head.contains_key(key)
-                && let Some(value) = raw.and_then(parse).filter(|v| !v.is_null())
-            {
-                self.head.insert(key.to_owned(), value);
+        if self.head.len() < HEAD.len() {
+            for (key, raw) in HEAD.into_iter().zip([
+                chunk.id,
+                chunk.created,
+                chunk.model,
+                chunk.system_fingerprint,
+            ]) {
+                if !self.head.contains_key(key)
+                    && let Some(value) = raw.and_then(parse).filter(|v| !v.is_null())
+                {
+                    self.head.insert(key.to_owned(), value);
+                }
             }
         }
         if let Some(usage) = chunk.usage.and_then(parse).filter(Value::is_object) {
@@ -245,19 +370,14 @@ impl Assembler {
         if let Some(timings) = chunk.timings.and_then(parse).filter(|t| !t.is_null()) {
             self.timings = Some(timings);
         }
-        let Some(choice) = chunk
-            .choices
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.index.unwrap_or(0) == 0)
-        else {
+        let Some(FirstChoice(Some(choice))) = chunk.choices else {
             return Ok(step);
         };
         self.saw_choice = true;
         if let Some(reason) = choice
             .finish_reason
+            .filter(|r| r.get() != "null")
             .and_then(parse)
-            .filter(|r| !r.is_null())
         {
             self.finish_reason = Some(reason);
         }
@@ -282,21 +402,7 @@ impl Assembler {
         if let Some(text) = delta.refusal {
             self.refusal.get_or_insert_with(String::new).push_str(&text);
         }
-        let text: std::borrow::Cow<'_, str> = match delta.content {
-            Some(raw) if raw.get().starts_with('"') => {
-                serde_json::from_str(raw.get()).unwrap_or_default()
-            }
-            Some(raw) => match parse(raw) {
-                Some(Value::Array(parts)) => std::borrow::Cow::Owned(
-                    parts
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                        .collect::<String>(),
-                ),
-                _ => std::borrow::Cow::Borrowed(""),
-            },
-            None => std::borrow::Cow::Borrowed(""),
-        };
+        let text = content_text(delta.content);
         if !text.is_empty() {
             self.content.push_str(&text);
             if self.note_thinking(&text) {
@@ -312,6 +418,10 @@ impl Assembler {
     /// as it opens and closes.
     fn note_thinking(&mut self, text: &str) -> bool {
         let was = self.thinking;
+        // Most deltas hold no tag at all.
+        if memchr::memchr(b'<', text.as_bytes()).is_none() {
+            return was;
+        }
         if let Some(close) = text.rfind("</think>") {
             self.thinking = text[close..].contains("<think>");
             return true;
@@ -387,11 +497,15 @@ mod tests {
     fn events(parts: &[&[u8]]) -> Vec<String> {
         let mut parser = EventParser::default();
         let mut out = Vec::new();
+        let mut push = |data: &str| -> Result<(), ()> {
+            out.push(data.to_owned());
+            Ok(())
+        };
         for part in parts {
-            parser.feed(part, &mut out);
+            parser.feed(part, &mut push).expect("no error");
         }
-        parser.finish(&mut out);
-        out.into_iter().map(|e| e.data).collect()
+        parser.finish(&mut push).expect("no error");
+        out
     }
 
     #[test]
@@ -415,17 +529,29 @@ mod tests {
         assert_eq!(events(&[b"data: x\n\ndata: [DONE]"]), vec!["x", "[DONE]"]);
     }
 
+    #[test]
+    fn invalid_utf8_is_replaced_and_an_error_ends_the_feed() {
+        assert_eq!(
+            events(&[b"data: a\xff\n", b"data: \xe2\x82\n\n"]),
+            vec!["a\u{fffd}\n\u{fffd}"]
+        );
+        let mut parser = EventParser::default();
+        let mut seen = Vec::new();
+        let fed = parser.feed(b"data: 1\n\ndata: 2\n\ndata: 3\n\n", |data: &str| {
+            seen.push(data.to_owned());
+            if data == "2" { Err("stop") } else { Ok(()) }
+        });
+        assert_eq!(
+            (fed, seen),
+            (Err("stop"), vec!["1".to_owned(), "2".to_owned()])
+        );
+    }
+
     fn assemble(lines: &[Value]) -> (Assembler, Vec<Step>) {
         let mut assembler = Assembler::default();
         let steps = lines
             .iter()
-            .map(|line| {
-                assembler
-                    .event(&Event {
-                        data: line.to_string(),
-                    })
-                    .expect("a chunk")
-            })
+            .map(|line| assembler.event(&line.to_string()).expect("a chunk"))
             .collect();
         (assembler, steps)
     }
@@ -480,10 +606,7 @@ mod tests {
         let (assembler, _) = assemble(&[json!({"choices": [{"delta": {"content": "par"}}]})]);
         assert!(!assembler.ended());
         let mut done = Assembler::default();
-        done.event(&Event {
-            data: "[DONE]".into(),
-        })
-        .expect("done");
+        done.event("[DONE]").expect("done");
         assert!(done.ended());
     }
 
@@ -491,17 +614,13 @@ mod tests {
     fn an_error_event_and_junk_are_problems() {
         let mut assembler = Assembler::default();
         assert_eq!(
-            assembler.event(&Event {
-                data: r#"{"error": {"message": "overloaded"}}"#.into()
-            }),
+            assembler.event(r#"{"error": {"message": "overloaded"}}"#),
             Err(StreamProblem::Error {
                 message: "overloaded".into()
             })
         );
         assert!(matches!(
-            assembler.event(&Event {
-                data: "<html>".into()
-            }),
+            assembler.event("<html>"),
             Err(StreamProblem::NotJson { .. })
         ));
     }
