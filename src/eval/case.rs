@@ -952,4 +952,42 @@ mod tests {
         // 4 hashes over 2^23 bits at 200,000 ids: a false alarm about once in 10^5.
         assert!(seen.maybe.len() < 100, "{} ids held", seen.maybe.len());
     }
+
+    #[test]
+    fn a_dataset_is_read_as_it_is_walked_and_a_shrunk_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let case_dir = dir.path().join("rows");
+        std::fs::create_dir_all(&case_dir).expect("mkdir");
+        std::fs::write(case_dir.join("case.yaml"), "dataset: rows.jsonl\n").expect("case");
+        let rows: String = (1..=5)
+            .map(|n| {
+                format!(
+                    "{{\"id\": \"r{n}\", \"tags\": \"{}\", \"V\": {n}}}\n",
+                    if n % 2 == 0 { "even" } else { "odd" }
+                )
+            })
+            .collect();
+        std::fs::write(case_dir.join("rows.jsonl"), &rows).expect("rows");
+        let mut group = load_case("agent", &case_dir).expect("loads");
+        assert_eq!(group.rows, 5);
+        group.selected = 2;
+        let cases = Cases {
+            groups: vec![group],
+            filters: vec!["tag:even".into()],
+            shard: None,
+            len: 2,
+        };
+        let names: Vec<String> = cases.iter().map(|c| c.expect("reads").name).collect();
+        assert_eq!(names, ["rows#r2", "rows#r4"]);
+        // The walk reads the file again: a dataset cut short since is said, not run short.
+        std::fs::write(
+            case_dir.join("rows.jsonl"),
+            rows.lines().next().expect("a row"),
+        )
+        .expect("shrink");
+        let walked: Vec<_> = cases.iter().collect();
+        assert_eq!(walked.len(), 1, "the walk stops at the problem");
+        let problem = walked[0].as_ref().expect_err("changed").to_string();
+        assert!(problem.contains("changed while the eval ran"), "{problem}");
+    }
 }
