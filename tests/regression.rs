@@ -193,6 +193,26 @@ async fn issue_12_eval_replay_ignores_the_sampling_flags_that_record_used() {
         report["cases"][0]["runs"][0]["outcome"], "input-error",
         "{report}"
     );
+
+    // A resume samples as the eval it continues: with its run cut from the stream, the
+    // replay resumed without the flags makes it again with them; other flags are refused.
+    std::fs::write(dir.path().join("replay/results.jsonl"), "").expect("cut");
+    let resumed = agent_in(dir.path(), args(&["eval", "--resume", "replay"]), None).await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let refused = agent_in(
+        dir.path(),
+        args(&["eval", "--resume", "replay", "--max-tokens", "32"]),
+        None,
+    )
+    .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains(
+            "started with --temperature 0.5 --max-tokens 64 --seed 7 --top-p 0.9, now --max-tokens 32"
+        ),
+        "{}",
+        text(&refused)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

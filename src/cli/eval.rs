@@ -260,6 +260,7 @@ impl EvalRunArgs {
             artifacts: self.artifacts,
             models: std::collections::BTreeMap::new(),
             columns: Column::matrix(&self.model.models, &self.model.profiles, &variants),
+            sampling: self.model.sampling(),
         })
     }
 
@@ -351,7 +352,8 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
         response_format: args.response_format,
         whole_recordings: selected.whole_recordings(&done),
         recordings_staged_in: folder.path().join("recordings"),
-        sampling: args.model.sampling(),
+        // A resume samples as the eval it continues did (a flag that disagrees is refused).
+        sampling: selection.sampling,
         keep_replies: html || columns.len() > 1,
         prices: crate::settings::load_config(&project.root)?
             .map(|config| config.prices)

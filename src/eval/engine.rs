@@ -162,7 +162,8 @@ pub struct EvalOptions {
 
 /// The sampling flags (`--temperature`, `--max-tokens`, `--seed`, `--top-p`); unset ones
 /// leave the agent's defaults.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SamplingFlags {
     /// `--temperature`.
     pub temperature: Option<f32>,
@@ -174,6 +175,33 @@ pub struct SamplingFlags {
     pub top_p: Option<f32>,
     /// `--context-window`, which every mode fits attempts into.
     pub context_window: Option<u64>,
+}
+
+impl std::fmt::Display for SamplingFlags {
+    /// The flags given, as they were typed (`none` when none was).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut given = Vec::new();
+        if let Some(value) = self.temperature {
+            given.push(format!("--temperature {value}"));
+        }
+        if let Some(value) = self.max_tokens {
+            given.push(format!("--max-tokens {value}"));
+        }
+        if let Some(value) = self.seed {
+            given.push(format!("--seed {value}"));
+        }
+        if let Some(value) = self.top_p {
+            given.push(format!("--top-p {value}"));
+        }
+        if let Some(value) = self.context_window {
+            given.push(format!("--context-window {value}"));
+        }
+        if given.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&given.join(" "))
+        }
+    }
 }
 
 /// How the runs of an eval went, counted as they finished.

@@ -45,6 +45,11 @@ pub struct Selection {
     /// The matrix: models, profiles and prompt variants (one unnamed column when none).
     #[serde(default = "one_column")]
     pub columns: Vec<Column>,
+    /// The sampling flags given (`--temperature`, `--max-tokens`, `--seed`, `--top-p`,
+    /// `--context-window`): a replay's requests, and so which recorded replies answer them,
+    /// depend on them.
+    #[serde(default)]
+    pub sampling: super::SamplingFlags,
 }
 
 fn one_column() -> Vec<Column> {
@@ -63,6 +68,7 @@ impl Default for Selection {
             artifacts: false,
             models: BTreeMap::new(),
             columns: one_column(),
+            sampling: super::SamplingFlags::default(),
         }
     }
 }
@@ -370,6 +376,12 @@ impl EvalFolder {
             labels(&given.columns),
             labels(&saved.columns),
             labels(&default.columns),
+        );
+        check(
+            "the sampling flags (--temperature, --max-tokens, --seed, --top-p, --context-window)",
+            given.sampling.to_string(),
+            saved.sampling.to_string(),
+            default.sampling.to_string(),
         );
         refuse_conflicts(conflicts)?;
         // The matrix has the shape it started with (checked above); the models given now
