@@ -135,78 +135,23 @@ pub struct EvalModelArgs {
     /// A profile of `agent.toml`; repeat it to run every case against each.
     #[arg(long = "profile", value_name = "NAME", help_heading = "Model")]
     pub profiles: Vec<String>,
-    /// An OpenAI-compatible base URL.
-    #[arg(long, value_name = "URL", help_heading = "Model")]
-    pub base_url: Option<String>,
-    /// Sampling temperature.
-    #[arg(long, help_heading = "Model")]
-    pub temperature: Option<f32>,
-    /// Reply token limit per attempt.
-    #[arg(long, value_name = "N", help_heading = "Model")]
-    pub max_tokens: Option<u32>,
-    /// Sampling seed, for servers that honour it.
-    #[arg(long, help_heading = "Model")]
-    pub seed: Option<i64>,
-    /// Nucleus sampling.
-    #[arg(long, help_heading = "Model")]
-    pub top_p: Option<f32>,
-    /// Per-request timeout in seconds [default: 600].
-    #[arg(long, value_name = "SECS", help_heading = "Model")]
-    pub timeout: Option<f64>,
-    /// Transport retries after the first try [default: 2].
-    #[arg(long, value_name = "N", help_heading = "Model")]
-    pub max_retries: Option<u32>,
-    /// The longest Retry-After wait honoured, in seconds [default: 60].
-    #[arg(long, value_name = "SECS", help_heading = "Model")]
-    pub max_retry_wait: Option<f64>,
-    /// The largest response body read, in bytes [default: 16777216].
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
-    pub max_reply_bytes: Option<u64>,
-    /// The server's context window in tokens: every attempt, re-asks included, is fitted into
-    /// it [default: learned from a server that refuses a request as too long].
-    #[arg(long, value_name = "TOKENS", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Model")]
-    pub context_window: Option<u64>,
-    /// Ask for one whole reply (`stream: false`) instead of streaming it (SSE) with live progress.
-    #[arg(long, help_heading = "Model")]
-    pub no_stream: bool,
-    /// The longest pause between two chunks of a streamed reply, in seconds; separate from --timeout [default: 180].
-    #[arg(long, value_name = "SECS", help_heading = "Model")]
-    pub idle_timeout: Option<f64>,
-    /// The kind of server, so `response_format` is sent in the form it accepts; by default it is learned from a refusal.
-    #[arg(long, value_enum, value_name = "KIND", help_heading = "Model")]
-    pub server: Option<crate::model::Server>,
+    /// The rest, as `agent run` takes them.
+    #[command(flatten)]
+    pub tuning: super::model_args::ModelTuning,
 }
 
 impl EvalModelArgs {
     /// The sampling flags alone, which an eval replay sends over the agent's defaults.
     fn sampling(&self) -> crate::eval::SamplingFlags {
-        crate::eval::SamplingFlags {
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-            top_p: self.top_p,
-            context_window: self.context_window,
-        }
+        self.tuning.sampling()
     }
 
     /// The flags of one column, as `agent run` takes them.
     fn column(&self, column: &Column) -> ModelArgs {
         ModelArgs {
             model: column.model.clone(),
-            base_url: self.base_url.clone(),
             profile: column.profile.clone(),
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-            top_p: self.top_p,
-            timeout: self.timeout,
-            max_retries: self.max_retries,
-            max_retry_wait: self.max_retry_wait,
-            max_reply_bytes: self.max_reply_bytes,
-            context_window: self.context_window,
-            no_stream: self.no_stream,
-            idle_timeout: self.idle_timeout,
-            server: self.server,
+            tuning: self.tuning.clone(),
         }
     }
 }

@@ -85,7 +85,7 @@ pub(crate) async fn run(project: &Project, args: &McpArgs) -> Result<Status, Err
         agents,
         client,
         crate::runner::RunOptions {
-            context_window: args.model.context_window,
+            context_window: args.model.tuning.context_window,
             ..args.run.options()
         },
         Limits {

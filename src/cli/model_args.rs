@@ -15,12 +15,21 @@ pub struct ModelArgs {
     /// The model name.
     #[arg(long, value_name = "NAME", help_heading = "Model")]
     pub model: Option<String>,
-    /// An OpenAI-compatible base URL (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM), e.g. `http://127.0.0.1:11434/v1`.
-    #[arg(long, value_name = "URL", help_heading = "Model")]
-    pub base_url: Option<String>,
     /// A profile of `agent.toml`.
     #[arg(long, value_name = "NAME", help_heading = "Model")]
     pub profile: Option<String>,
+    /// Where the server is, and how to sample and talk to it.
+    #[command(flatten)]
+    pub tuning: ModelTuning,
+}
+
+/// The model flags besides the choice of model: shared by `run`, `pipeline run`, `mcp`,
+/// `config` and `eval` (whose `--model` and `--profile` repeat to make a matrix).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ModelTuning {
+    /// An OpenAI-compatible base URL (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM), e.g. `http://127.0.0.1:11434/v1`.
+    #[arg(long, value_name = "URL", help_heading = "Model")]
+    pub base_url: Option<String>,
     /// Sampling temperature.
     #[arg(long, help_heading = "Model")]
     pub temperature: Option<f32>,
@@ -63,33 +72,28 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     fn layer(&self) -> Layer {
+        let tuning = &self.tuning;
         Layer {
-            base_url: self.base_url.clone(),
+            base_url: tuning.base_url.clone(),
             model: self.model.clone(),
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-            top_p: self.top_p,
-            timeout_secs: self.timeout,
-            max_retries: self.max_retries,
-            max_retry_wait_secs: self.max_retry_wait,
+            temperature: tuning.temperature,
+            max_tokens: tuning.max_tokens,
+            seed: tuning.seed,
+            top_p: tuning.top_p,
+            timeout_secs: tuning.timeout,
+            max_retries: tuning.max_retries,
+            max_retry_wait_secs: tuning.max_retry_wait,
             api_key_env: None,
-            max_reply_bytes: self.max_reply_bytes,
-            stream: self.no_stream.then_some(false),
-            idle_timeout_secs: self.idle_timeout,
-            server: self.server,
+            max_reply_bytes: tuning.max_reply_bytes,
+            stream: tuning.no_stream.then_some(false),
+            idle_timeout_secs: tuning.idle_timeout,
+            server: tuning.server,
         }
     }
 
     /// The sampling flags alone, which an eval replay sends over the agent's defaults.
     pub fn sampling(&self) -> crate::eval::SamplingFlags {
-        crate::eval::SamplingFlags {
-            temperature: self.temperature,
-            max_tokens: self.max_tokens,
-            seed: self.seed,
-            top_p: self.top_p,
-            context_window: self.context_window,
-        }
+        self.tuning.sampling()
     }
 
     /// Resolve the settings for an agent with `defaults`, in `project`.
@@ -109,6 +113,19 @@ impl ModelArgs {
             agent: defaults,
             recording_model,
         })?)
+    }
+}
+
+impl ModelTuning {
+    /// The sampling flags alone, which an eval replay sends over the agent's defaults.
+    pub fn sampling(&self) -> crate::eval::SamplingFlags {
+        crate::eval::SamplingFlags {
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            top_p: self.top_p,
+            context_window: self.context_window,
+        }
     }
 }
 

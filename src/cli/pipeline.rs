@@ -143,7 +143,7 @@ pub(crate) async fn run(
         parameters.insert(
             agent.prompt.name.clone(),
             StepParameters {
-                context_window: args.model.context_window,
+                context_window: args.model.tuning.context_window,
                 ..StepParameters::from_settings(&settings)?
             },
         );

@@ -98,7 +98,7 @@ pub(crate) async fn run(project: &Project, args: &RunArgs, quiet: bool) -> Resul
                 seed: settings.seed.as_ref().map(|t| t.value),
                 top_p: settings.top_p.as_ref().map(|t| t.value),
                 options: crate::runner::RunOptions {
-                    context_window: args.model.context_window,
+                    context_window: args.model.tuning.context_window,
                     ..args.run.options()
                 },
                 folder: Some(folder),
