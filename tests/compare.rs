@@ -5,25 +5,14 @@
 
 mod common;
 
+use common::{copy_dir, json_file};
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("lists") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// A project holding the agents, contracts and deployment-plan/parcelpoint, and a variant
 /// of the deployment-plan prompt that the fake model answers badly.
@@ -114,10 +103,6 @@ async fn eval_live(dir: &Path, server: &MockServer, args: &[&str]) -> Output {
     tokio::task::spawn_blocking(move || eval_in(&dir, &args))
         .await
         .expect("joins")
-}
-
-fn json_file(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("json")
 }
 
 fn text(output: &Output) -> String {

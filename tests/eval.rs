@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{copy_dir, json_file};
+
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -10,19 +12,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("lists") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// A project in a temp dir holding the agents, contracts and the named fixture folders.
 fn project(fixtures: &[&str]) -> tempfile::TempDir {
@@ -67,10 +56,6 @@ async fn eval_against(dir: &Path, server: &MockServer, args: &[&str]) -> Output 
     })
     .await
     .expect("joins")
-}
-
-fn json_file(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("report written")).expect("json")
 }
 
 fn stdout(output: &Output) -> String {
