@@ -337,6 +337,50 @@ async fn a_resume_against_another_model_or_parameters_is_refused() {
     );
 }
 
+/// A live eval resumed without its sampling flags samples as it started, not with the agent's
+/// defaults (and is not refused for leaving them out).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_takes_the_sampling_flags_the_eval_started_with() {
+    let dir = project_with_rows(&six_rows());
+    let server = model_server(Duration::ZERO).await;
+    let first = eval_done(
+        dir.path(),
+        &server,
+        &[
+            "--live",
+            "--model",
+            "a",
+            "--temperature",
+            "0.3",
+            "--out",
+            "t",
+        ],
+    )
+    .await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let results = dir.path().join("t/results.jsonl");
+    let kept: String = std::fs::read_to_string(&results)
+        .expect("results")
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&results, kept).expect("as if killed after two cases");
+    let before = server.received_requests().await.unwrap_or_default().len();
+    let resumed = eval_done(dir.path(), &server, &["--resume", "t"]).await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));
+    let sent = server.received_requests().await.unwrap_or_default();
+    assert_eq!(sent.len() - before, 4);
+    for request in &sent[before..] {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+        assert_eq!(
+            body["temperature"].as_f64().map(|t| (t * 10.0).round()),
+            Some(3.0),
+            "{body}"
+        );
+    }
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_interrupted_record_leaves_the_old_recording_whole() {

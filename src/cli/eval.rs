@@ -257,6 +257,14 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     let columns = &selection.columns;
     let selected = select(project, &selection.agents, &selection.filter, shard)?;
     let cases = &selected.cases;
+    // A resume samples as the eval it continues (flags given now agree, or it was refused).
+    let args = &EvalRunArgs {
+        model: EvalModelArgs {
+            tuning: args.model.tuning.clone().with_sampling(selection.sampling),
+            ..args.model.clone()
+        },
+        ..args.clone()
+    };
     let (settings, live, models) = resolve_models(project, args, mode, cases, columns)?;
     folder.settle_models(&models)?;
     let done = folder

@@ -117,6 +117,18 @@ impl ModelArgs {
 }
 
 impl ModelTuning {
+    /// These flags with the sampling flags `sampling`.
+    pub fn with_sampling(self, sampling: crate::eval::SamplingFlags) -> ModelTuning {
+        ModelTuning {
+            temperature: sampling.temperature,
+            max_tokens: sampling.max_tokens,
+            seed: sampling.seed,
+            top_p: sampling.top_p,
+            context_window: sampling.context_window,
+            ..self
+        }
+    }
+
     /// The sampling flags alone, which an eval replay sends over the agent's defaults.
     pub fn sampling(&self) -> crate::eval::SamplingFlags {
         crate::eval::SamplingFlags {
