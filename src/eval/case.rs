@@ -363,6 +363,14 @@ impl Group {
                     case.expect.outcome = serde_yaml_ng::from_str(&value)
                         .map_err(|e| format!("row {}: `expect`: {e}", index + 1))?
                 }
+                // A row's own response format, over its case file's (blank: the case file's).
+                "response_format" if !value.trim().is_empty() => {
+                    case.response_format = Some(
+                        serde_yaml_ng::from_str(&value)
+                            .map_err(|e| format!("row {}: `response_format`: {e}", index + 1))?,
+                    )
+                }
+                "response_format" => {}
                 "tags" => case.tags.extend(
                     value
                         .split(',')
@@ -989,5 +997,42 @@ mod tests {
         assert_eq!(walked.len(), 1, "the walk stops at the problem");
         let problem = walked[0].as_ref().expect_err("changed").to_string();
         assert!(problem.contains("changed while the eval ran"), "{problem}");
+    }
+
+    #[test]
+    fn a_row_may_set_its_own_response_format() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("case.yaml"),
+            "dataset: rows.csv\nresponse_format: json-object\n",
+        )
+        .expect("case");
+        std::fs::write(
+            dir.path().join("rows.csv"),
+            "id,response_format,V\nr1,json-schema,1\nr2,,2\n",
+        )
+        .expect("rows");
+        let mut group = load_case("agent", dir.path()).expect("loads");
+        group.selected = 2;
+        let cases = Cases {
+            groups: vec![group],
+            filters: Vec::new(),
+            shard: None,
+            len: 2,
+        };
+        let formats: Vec<_> = cases
+            .iter()
+            .map(|c| c.expect("reads").response_format)
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                Some(crate::runner::ResponseFormat::JsonSchema),
+                Some(crate::runner::ResponseFormat::JsonObject)
+            ]
+        );
+        std::fs::write(dir.path().join("rows.csv"), "id,response_format\nr1,xml\n").expect("rows");
+        let problem = load_case("agent", dir.path()).expect_err("not a format");
+        assert!(problem.contains("row 1: `response_format`"), "{problem}");
     }
 }
