@@ -171,11 +171,7 @@ impl ResultsIndex {
             if reader.read_line(&mut line).map_err(|e| io("read", e))? == 0 {
                 break;
             }
-            let placed = line
-                .ends_with('\n')
-                .then(|| serde_json::from_str::<Placed>(&line).ok())
-                .flatten();
-            let Some(result) = placed else {
+            let Some(result) = whole_result(&line) else {
                 if !line.trim().is_empty() {
                     broken = true;
                 }
@@ -190,20 +186,28 @@ impl ResultsIndex {
                 "{}: dropped line(s) that were not whole results; their runs run again",
                 path.display()
             );
+            // Kept by the same test as above: the file holds whole results only, so the
+            // second reading cuts nothing.
             cut_broken_lines(path).map_err(|e| io("write", e))?;
             return ResultsIndex::read(path, cases, columns, repeats);
         }
-        // A run whose line names another case than the one now at its place is not done.
+        // A run counts when a line of it names the case now at its place: a line written
+        // before the fixtures changed does not, and the run is made again.
         let mut index = ResultsIndex {
             path: path.to_owned(),
             done: RunSet::new(cases.len(), columns.len(), repeats),
         };
-        walk(path, &claimed, cases, columns, |key, case, placed, _| {
-            if placed.case == case.id() {
+        walk(
+            path,
+            &claimed,
+            cases,
+            columns,
+            Missing::NotDone,
+            |key, _, _| {
                 index.done.insert(key);
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         Ok(index)
     }
 
@@ -263,7 +267,8 @@ impl ResultsIndex {
             &self.done,
             cases,
             columns,
-            |(position, column, _), case, _, line| {
+            Missing::Changed,
+            |(position, column, _), case, line| {
                 let result: RunResult = serde_json::from_str(line).map_err(invalid)?;
                 match &mut open {
                     Some((at, _, runs)) if *at == (position, column) => runs.push(result),
@@ -276,15 +281,25 @@ impl ResultsIndex {
     }
 }
 
-/// Visit the line of every run in `runs`, in stable order, with the case at its place:
-/// `results` is read front to back once; a line met before its turn is remembered by its
-/// offset (the first line of a run written twice counts).
+/// A run of the walk that has no line naming the case at its place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// Not done (indexing: a line written before the fixtures changed).
+    NotDone,
+    /// The results changed since they were indexed: an error.
+    Changed,
+}
+
+/// Visit, in stable order, the line of every run in `runs` that names the case now at its
+/// place (the first such line, when a run was written twice). `results` is read front to
+/// back once; a line met before its turn is remembered by its offset.
 fn walk(
     results: &Path,
     runs: &RunSet,
     cases: &Cases,
     columns: &[Column],
-    mut visit: impl FnMut(RunKey, &Case, &Placed, &str) -> Result<(), EvalError>,
+    missing: Missing,
+    mut visit: impl FnMut(RunKey, &Case, &str) -> Result<(), EvalError>,
 ) -> Result<(), EvalError> {
     if runs.is_empty() {
         return Ok(());
@@ -305,7 +320,9 @@ fn walk(
     let mut ahead = BufReader::new(std::fs::File::open(results).map_err(io)?);
     let mut back = std::fs::File::open(results).map_err(io)?;
     let mut offset = 0u64;
-    let mut early: HashMap<RunKey, (u64, usize)> = HashMap::new();
+    let mut ended = false;
+    // Lines met before their turn: (offset, length) of each, in the order written.
+    let mut early: HashMap<RunKey, Vec<(u64, usize)>> = HashMap::new();
     let mut line = String::new();
     let mut case_walk = cases.iter();
     let mut case: Option<(u64, Case)> = None;
@@ -319,40 +336,60 @@ fn walk(
             let at = case.as_ref().map_or(0, |(at, _)| at + 1);
             case = Some((at, next));
         }
-        let placed = if let Some((at, length)) = early.remove(&key) {
+        let (_, case) = case.as_ref().expect("walked to its place");
+        let id = case.id();
+        let fits =
+            |line: &str| serde_json::from_str::<Placed>(line).is_ok_and(|placed| placed.case == id);
+        let mut found = false;
+        for (at, length) in early.remove(&key).unwrap_or_default() {
             back.seek(SeekFrom::Start(at)).map_err(io)?;
             let mut bytes = vec![0; length];
             back.read_exact(&mut bytes).map_err(io)?;
             line = String::from_utf8(bytes).map_err(|_| changed())?;
-            serde_json::from_str::<Placed>(&line).map_err(|_| changed())?
-        } else {
-            loop {
-                line.clear();
-                let read = ahead.read_line(&mut line).map_err(io)?;
-                if read == 0 {
-                    return Err(changed());
-                }
-                let at = offset;
-                offset += read as u64;
-                let Ok(placed) = serde_json::from_str::<Placed>(&line) else {
-                    continue;
-                };
-                match place(&placed) {
-                    Some(found) if found == key => break placed,
-                    Some(found) if found > key && runs.contains(found) => {
-                        early.entry(found).or_insert((at, read));
-                    }
-                    _ => {}
-                }
+            if fits(&line) {
+                found = true;
+                break;
             }
-        };
-        let (_, case) = case.as_ref().expect("walked to its place");
-        visit(key, case, &placed, &line)?;
+        }
+        while !found && !ended {
+            line.clear();
+            let read = ahead.read_line(&mut line).map_err(io)?;
+            if read == 0 {
+                ended = true;
+                break;
+            }
+            let at = offset;
+            offset += read as u64;
+            let Some(met) = serde_json::from_str::<Placed>(&line)
+                .ok()
+                .and_then(|placed| place(&placed))
+            else {
+                continue;
+            };
+            if met == key {
+                found = fits(&line);
+            } else if met > key && runs.contains(met) {
+                early.entry(met).or_default().push((at, read));
+            }
+        }
+        if found {
+            visit(key, case, &line)?;
+        } else if missing == Missing::Changed {
+            return Err(changed());
+        }
     }
     Ok(())
 }
 
-/// Rewrite `path` with its whole lines only.
+/// The place of `line` when it is a whole result: a run's line ending in its line break.
+fn whole_result(line: &str) -> Option<RunResult> {
+    if !line.ends_with('\n') {
+        return None;
+    }
+    serde_json::from_str::<RunResult>(line).ok()
+}
+
+/// Rewrite `path` with its whole results only.
 fn cut_broken_lines(path: &Path) -> std::io::Result<()> {
     use std::io::Write as _;
     let reader = BufReader::new(std::fs::File::open(path)?);
@@ -365,9 +402,7 @@ fn cut_broken_lines(path: &Path) -> std::io::Result<()> {
         if reader.read_line(&mut line)? == 0 {
             break;
         }
-        let whole =
-            line.ends_with('\n') && serde_json::from_str::<serde_json::Value>(&line).is_ok();
-        if whole {
+        if whole_result(&line).is_some() {
             out.write_all(line.as_bytes())?;
         }
     }
@@ -571,5 +606,51 @@ mod tests {
         );
         assert!(set.any_at(5) && !set.any_at(6));
         assert!(!RunSet::default().contains((0, 0, 0)));
+    }
+
+    #[test]
+    fn a_stale_line_does_not_hide_the_run_made_again_after_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // `a` ran at place 0; then `z` was inserted before it, so `a` moved to place 1 and
+        // a resume ran `z` at place 0 and `a` at 1.
+        let (a, z) = (case("a"), case("z"));
+        let cases = Cases::of(vec![z.clone(), a.clone()]);
+        let columns = vec![Column::default()];
+        let path = dir.path().join("results.jsonl");
+        let text = line(&a, 0, "", true) + &line(&z, 0, "", false) + &line(&a, 1, "", true);
+        std::fs::write(&path, text).expect("write");
+        let index = ResultsIndex::read(&path, &cases, &columns, 1).expect("indexed");
+        assert_eq!(
+            index.done().iter().collect::<Vec<_>>(),
+            [(0, 0, 0), (1, 0, 0)]
+        );
+        let mut seen = Vec::new();
+        index
+            .for_each(&cases, &columns, 1.0, |report, _| {
+                seen.push(format!("{} {}", report.id, report.passed));
+                Ok(())
+            })
+            .expect("reads");
+        assert_eq!(seen, ["release-plan/z false", "release-plan/a true"]);
+    }
+
+    #[test]
+    fn json_that_is_not_a_result_is_cut_like_a_torn_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let a = case("a");
+        let cases = Cases::of(vec![a.clone()]);
+        let columns = vec![Column::default()];
+        let path = dir.path().join("results.jsonl");
+        std::fs::write(
+            &path,
+            "{}\n[]\n{\"case\": 5}\n".to_owned() + &line(&a, 0, "", true),
+        )
+        .expect("write");
+        let index = ResultsIndex::read(&path, &cases, &columns, 1).expect("indexed");
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            line(&a, 0, "", true)
+        );
     }
 }
