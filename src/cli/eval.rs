@@ -267,10 +267,7 @@ async fn evaluate(project: &Project, args: &EvalRunArgs, quiet: bool) -> Result<
     };
     let (settings, live, models) = resolve_models(project, args, mode, cases, columns)?;
     folder.settle_models(&models)?;
-    let done = folder
-        .index(cases, columns, selection.repeat)?
-        .done()
-        .clone();
+    let done = folder.index(cases, columns, selection.repeat)?.into_done();
     let progress = if quiet {
         indicatif::ProgressBar::hidden()
     } else {

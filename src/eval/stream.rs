@@ -216,6 +216,11 @@ impl ResultsIndex {
         &self.done
     }
 
+    /// The runs finished, the index given up.
+    pub fn into_done(self) -> RunSet {
+        self.done
+    }
+
     /// Runs indexed.
     pub fn len(&self) -> u64 {
         self.done.len()
