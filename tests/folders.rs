@@ -72,6 +72,17 @@ fn eval_command(dir: &Path, server: &MockServer, args: &[&str]) -> std::process:
     command
 }
 
+/// Cut the results at `path` to their first two lines, as if the eval was killed then.
+fn keep_two_results(path: &Path) {
+    let kept: String = std::fs::read_to_string(path)
+        .expect("results")
+        .lines()
+        .take(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path, kept).expect("as if killed after two cases");
+}
+
 async fn eval_done(dir: &Path, server: &MockServer, args: &[&str]) -> Output {
     let mut command = eval_command(dir, server, args);
     tokio::task::spawn_blocking(move || command.output().expect("agent runs"))
@@ -300,14 +311,7 @@ async fn a_resume_against_another_model_or_parameters_is_refused() {
     )
     .await;
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    let results = dir.path().join("e/results.jsonl");
-    let kept: String = std::fs::read_to_string(&results)
-        .expect("results")
-        .lines()
-        .take(2)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&results, kept).expect("as if killed after two cases");
+    keep_two_results(&dir.path().join("e/results.jsonl"));
     let before = server.received_requests().await.unwrap_or_default().len();
 
     for (changed, said) in [
@@ -358,14 +362,7 @@ async fn a_resume_takes_the_sampling_flags_the_eval_started_with() {
     )
     .await;
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    let results = dir.path().join("t/results.jsonl");
-    let kept: String = std::fs::read_to_string(&results)
-        .expect("results")
-        .lines()
-        .take(2)
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&results, kept).expect("as if killed after two cases");
+    keep_two_results(&dir.path().join("t/results.jsonl"));
     let before = server.received_requests().await.unwrap_or_default().len();
     let resumed = eval_done(dir.path(), &server, &["--resume", "t"]).await;
     assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed.stderr));

@@ -200,20 +200,26 @@ async fn issue_12_eval_replay_ignores_the_sampling_flags_that_record_used() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn issue_12_a_failed_attempt_keeps_only_300_characters_of_the_server_error_double_escaped() {
+/// A server that refuses every request with a 400 saying `message`, as OpenAI words errors.
+async fn refusing_with(message: &str) -> MockServer {
     let server = MockServer::start().await;
-    // A long message with a line break and quotes, as servers write them.
-    let message = format!(
-        "invalid request: \"response_format\" is not supported\ndetails: {}END",
-        "x".repeat(2000)
-    );
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(400).set_body_json(
             json!({"error": {"message": message, "type": "invalid_request_error", "code": 400}}),
         ))
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_12_a_failed_attempt_keeps_only_300_characters_of_the_server_error_double_escaped() {
+    // A long message with a line break and quotes, as servers write them.
+    let message = format!(
+        "invalid request: \"response_format\" is not supported\ndetails: {}END",
+        "x".repeat(2000)
+    );
+    let server = refusing_with(&message).await;
     let dir = project(&["release-manager/parcelpoint"]);
     let mut list = args(&[
         "run",
@@ -246,14 +252,8 @@ async fn issue_12_a_failed_attempt_keeps_only_300_characters_of_the_server_error
 /// once), and the table shows its first line with control characters escaped.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_eval_keeps_the_server_error_escaped_once() {
-    let server = MockServer::start().await;
     let message = "invalid request: \"response_format\" is not supported\n\u{1b}[2Jdetails: END";
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(
-            json!({"error": {"message": message, "type": "invalid_request_error", "code": 400}}),
-        ))
-        .mount(&server)
-        .await;
+    let server = refusing_with(message).await;
     let dir = project(&["release-manager/parcelpoint"]);
     let mut list = args(&["eval", "release-manager", "--live", "--out", "eval"]);
     list.extend(model_flags(&server));
