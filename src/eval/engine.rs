@@ -289,7 +289,7 @@ pub async fn run_eval(
     };
     // Runs are made as they are taken, never listed, and a dataset's rows are read as they
     // are needed: a million-row dataset costs no memory here.
-    let unreadable: std::sync::Mutex<Option<EvalError>> = std::sync::Mutex::new(None);
+    let unreadable: Mutex<Option<EvalError>> = Mutex::new(None);
     let runs = cases
         .iter()
         .map_while(|case| match case {

@@ -365,14 +365,14 @@ fn walk(
             }
             let at = offset;
             offset += read as u64;
-            let Some(met) = serde_json::from_str::<Placed>(&line)
-                .ok()
-                .and_then(|placed| place(&placed))
-            else {
+            let Ok(placed) = serde_json::from_str::<Placed>(&line) else {
+                continue;
+            };
+            let Some(met) = place(&placed) else {
                 continue;
             };
             if met == key {
-                found = fits(&line);
+                found = placed.case == id;
             } else if met > key && runs.contains(met) {
                 early.entry(met).or_default().push((at, read));
             }
